@@ -1,0 +1,190 @@
+//! Diagnostics that point at a file, line and column.
+//!
+//! Everything that can be wrong with the files on disk (a policy that does not
+//! parse, a policy the validator rejects, an entity that breaks the schema, a
+//! YAML file that is not YAML) ends up as a [`Diagnostic`]. Cedar reports
+//! errors as `miette` diagnostics with byte spans into the text it was given;
+//! this module turns those spans into `file:line:column` and renders the
+//! offending line the way `miette` does, so the security engineer reading the
+//! output never has to count characters.
+
+use std::fmt;
+use std::path::Path;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
+use serde::Serialize;
+
+/// One problem found while loading files, located as precisely as the source
+/// allows (line and column are 1-based; 0 means "the whole file").
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file the problem is in, as the user named it (relative paths stay relative).
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The ID of the policy the problem belongs to, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// A one-line description.
+    pub message: String,
+    /// The full rendering (message, source excerpt, help), for terminals.
+    #[serde(skip)]
+    pub rendered: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic without a source excerpt.
+    pub fn new(file: &Path, line: usize, column: usize, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Diagnostic {
+            file: file.display().to_string(),
+            line,
+            column,
+            policy: None,
+            rendered: message.clone(),
+            message,
+        }
+    }
+
+    /// Builds a diagnostic from a `miette` diagnostic whose labels are byte
+    /// offsets into `source`, the full text of `file`.
+    pub fn from_miette(file: &Path, source: &str, err: &dyn miette::Diagnostic) -> Self {
+        let offset = err
+            .labels()
+            .and_then(|mut labels| labels.next())
+            .map(|label| label.offset());
+        let (line, column) = offset.map_or((0, 0), |o| line_col(source, o));
+        let mut message = err.to_string();
+        if let Some(help) = err.help() {
+            message.push_str(&format!(" (help: {help})"));
+        }
+        Diagnostic {
+            file: file.display().to_string(),
+            line,
+            column,
+            policy: None,
+            rendered: render(file, source, err),
+            message,
+        }
+    }
+
+    pub fn with_policy(mut self, id: impl Into<String>) -> Self {
+        self.policy = Some(id.into());
+        self
+    }
+
+    /// `file:line:column` (or just `file` when the line is unknown).
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (0, _) => self.file.clone(),
+            (l, 0) => format!("{}:{l}", self.file),
+            (l, c) => format!("{}:{l}:{c}", self.file),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.location())?;
+        if let Some(id) = &self.policy {
+            write!(f, " (policy {id})")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if self.rendered != self.message && !self.rendered.is_empty() {
+            write!(f, "\n{}", self.rendered.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset (columns count characters).
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(source, offset.min(source.len()));
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Renders `err` against `source`, named `file`, without colours so that the
+/// output is the same in a terminal, a CI log and a JSON field.
+fn render(file: &Path, source: &str, err: &dyn miette::Diagnostic) -> String {
+    let wrapped = Sourced {
+        inner: err,
+        source: NamedSource::new(file.display().to_string(), source.to_string()),
+    };
+    let mut out = String::new();
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_width(100)
+        .with_links(false);
+    if handler.render_report(&mut out, &wrapped).is_err() {
+        return err.to_string();
+    }
+    out
+}
+
+/// Presents a Cedar diagnostic with the file's text and name attached, so the
+/// renderer can show the offending line under the file name.
+struct Sourced<'a> {
+    inner: &'a dyn miette::Diagnostic,
+    source: NamedSource<String>,
+}
+
+impl fmt::Debug for Sourced<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.inner, f)
+    }
+}
+
+impl fmt::Display for Sourced<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.inner, f)
+    }
+}
+
+impl std::error::Error for Sourced<'_> {}
+
+impl miette::Diagnostic for Sourced<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.code()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        // A span past the end of the text would make the renderer give up;
+        // drop such labels rather than lose the whole report.
+        let len = self.source.inner().len();
+        let labels: Vec<_> = self
+            .inner
+            .labels()?
+            .filter(|l| l.offset() + l.len() <= len)
+            .collect();
+        Some(Box::new(labels.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let src = "ab\ncdé\nf";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 3), (2, 1));
+        assert_eq!(line_col(src, 7), (2, 4));
+        assert_eq!(line_col(src, 9), (3, 1));
+    }
+}

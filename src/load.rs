@@ -1,0 +1,789 @@
+//! Files on disk → a [`Snapshot`], or every reason why not.
+//!
+//! Loading is all-or-nothing: either every file parses and validates and a
+//! snapshot comes out, or a [`LoadError`] lists every problem found (each
+//! stage carries on past the first error so one run shows them all). This is
+//! what makes hot reload safe: a broken edit produces an error, never a
+//! half-loaded snapshot.
+//!
+//! The revision is a SHA-256 over each input's kind, path and bytes, in the
+//! order they are read (sorted), so the same files always give the same
+//! revision and any changed byte gives another.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use cedar_policy::{
+    Entities, EntityUid, Policy, PolicyId, PolicySet, Schema, SchemaFragment, Template, Validator,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diagnostic, line_col};
+use crate::snapshot::{PolicyInfo, Snapshot, ValidationMode, summary_line};
+
+/// Which files make up a snapshot, and how strictly to check them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// A directory read recursively for `*.cedar` files (or a single file).
+    pub policies: PathBuf,
+    /// A `*.cedarschema` / `*.cedarschema.json` file or a directory of them.
+    pub schema: Option<PathBuf>,
+    /// Entity files (`*.json`, `*.yaml`, `*.yml`) or directories of them.
+    pub entities: Vec<PathBuf>,
+    pub validation: ValidationMode,
+}
+
+impl Sources {
+    /// The model bundled with the repository, relative to the working directory.
+    pub fn bundled() -> Self {
+        Sources {
+            policies: PathBuf::from("policies"),
+            schema: Some(PathBuf::from("schema")),
+            entities: vec![PathBuf::from("fixtures/entities")],
+            validation: ValidationMode::Strict,
+        }
+    }
+}
+
+/// Why no snapshot was produced: every problem found, and how much did load.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{summary}: {} error{}", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]
+pub struct LoadError {
+    pub diagnostics: Vec<Diagnostic>,
+    /// Counts of what did load, in the same form as a good snapshot's summary.
+    pub summary: String,
+}
+
+impl LoadError {
+    fn single(d: Diagnostic) -> Self {
+        LoadError {
+            diagnostics: vec![d],
+            summary: summary_line(0, 0, 0, 0),
+        }
+    }
+}
+
+/// Loads and validates everything `sources` names.
+pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
+    let mut diags = Vec::new();
+    let mut hasher = Sha256::new();
+
+    let (policies, mut policy_diags) = load_policies(&sources.policies, &mut hasher);
+    diags.append(&mut policy_diags);
+
+    let (schema, schema_files) = match &sources.schema {
+        None => (None, 0),
+        Some(path) => match load_schema(path, &mut hasher) {
+            Ok((s, n)) => (Some(s), n),
+            Err(mut d) => {
+                diags.append(&mut d);
+                (None, 0)
+            }
+        },
+    };
+    let schema_failed = sources.schema.is_some() && schema.is_none();
+
+    if sources.validation != ValidationMode::Off && sources.schema.is_none() {
+        diags.push(Diagnostic::new(
+            &sources.policies,
+            0,
+            0,
+            format!(
+                "validation mode `{}` needs a schema: pass --schema, or --validation off",
+                sources.validation
+            ),
+        ));
+    }
+
+    // Validate whatever parsed, so one run reports syntax errors in one file
+    // and type errors in another.
+    if let (Some(p), Some(s)) = (&policies, &schema) {
+        diags.extend(validate(p, s, sources.validation));
+    }
+
+    // Entities are parsed against the schema, so a broken schema would only
+    // add noise here; the schema's own errors are already reported.
+    let entities = if schema_failed {
+        None
+    } else {
+        match load_entities(&sources.entities, schema.as_ref(), &mut hasher) {
+            Ok(e) => Some(e),
+            Err(mut d) => {
+                diags.append(&mut d);
+                None
+            }
+        }
+    };
+
+    let count = |p: &Option<LoadedPolicies>, template: bool| {
+        p.as_ref().map_or(0, |p| {
+            p.info.iter().filter(|i| i.template == template).count()
+        })
+    };
+    match (policies, entities) {
+        (Some(policies), Some((entities, entity_count))) if diags.is_empty() => {
+            let revision = hex::encode(&hasher.finalize()[..8]);
+            Ok(assemble(
+                policies,
+                schema,
+                schema_files,
+                entities,
+                entity_count,
+                revision,
+                sources.validation,
+            ))
+        }
+        (policies, entities) => Err(LoadError {
+            summary: summary_line(
+                count(&policies, false),
+                count(&policies, true),
+                schema_files,
+                entities.map_or(0, |e| e.1),
+            ),
+            diagnostics: diags,
+        }),
+    }
+}
+
+impl Snapshot {
+    /// The same policies and schema over other entity files: what a test
+    /// suite with its own sample world runs against.
+    pub fn with_entity_files(&self, paths: &[PathBuf]) -> Result<Snapshot, LoadError> {
+        let mut hasher = Sha256::new();
+        hasher.update(self.revision.as_bytes());
+        let (entities, count) =
+            load_entities(paths, self.schema.as_ref(), &mut hasher).map_err(|diagnostics| {
+                LoadError {
+                    diagnostics,
+                    summary: self.summary(),
+                }
+            })?;
+        Ok(self.with_entities(entities, count, hex::encode(&hasher.finalize()[..8])))
+    }
+
+    /// The same policies and schema over entities given as Cedar entity JSON
+    /// (`source` names where they came from, for messages).
+    pub fn with_entity_json(&self, source: &Path, json: Value) -> Result<Snapshot, LoadError> {
+        let Value::Array(items) = json else {
+            return Err(LoadError::single(Diagnostic::new(
+                source,
+                0,
+                0,
+                "entities must be a JSON array of Cedar entities",
+            )));
+        };
+        let count = items.len();
+        let entities = Entities::from_json_value(Value::Array(items), self.schema.as_ref())
+            .map_err(|e| LoadError::single(Diagnostic::new(source, 0, 0, e.to_string())))?;
+        let revision = hex::encode(&Sha256::digest(format!("{}{}", self.revision, count))[..8]);
+        Ok(self.with_entities(entities, count, revision))
+    }
+
+    fn with_entities(&self, entities: Entities, entity_count: usize, revision: String) -> Snapshot {
+        Snapshot {
+            policies: self.policies.clone(),
+            schema: self.schema.clone(),
+            entities,
+            policy_literals: self.policy_literals.clone(),
+            info: self.info.clone(),
+            by_id: self.by_id.clone(),
+            revision,
+            loaded_at: SystemTime::now(),
+            validation: self.validation,
+            schema_files: self.schema_files,
+            entity_count,
+        }
+    }
+}
+
+fn assemble(
+    policies: LoadedPolicies,
+    schema: Option<Schema>,
+    schema_files: usize,
+    entities: Entities,
+    entity_count: usize,
+    revision: String,
+    validation: ValidationMode,
+) -> Snapshot {
+    let mut literals: Vec<EntityUid> = policies
+        .set
+        .policies()
+        .flat_map(|p| p.entity_literals())
+        .collect();
+    literals.sort_by_key(|u| u.to_string());
+    literals.dedup();
+    let by_id = policies
+        .info
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.clone(), i))
+        .collect();
+    Snapshot {
+        policies: policies.set,
+        schema,
+        entities,
+        policy_literals: literals,
+        info: policies.info,
+        by_id,
+        revision,
+        loaded_at: SystemTime::now(),
+        validation,
+        schema_files,
+        entity_count,
+    }
+}
+
+// ---------------------------------------------------------------- policies
+
+struct LoadedPolicies {
+    set: PolicySet,
+    info: Vec<PolicyInfo>,
+    /// The text of every policy file, for rendering validation errors.
+    texts: HashMap<String, String>,
+}
+
+enum Statement {
+    Static(Policy),
+    Template(Template),
+}
+
+/// Parses every policy file; returns what parsed (None if the directory
+/// itself cannot be read) together with every problem found.
+fn load_policies(dir: &Path, hasher: &mut Sha256) -> (Option<LoadedPolicies>, Vec<Diagnostic>) {
+    let files = match list_files(dir, |name| name.ends_with(".cedar")) {
+        Ok(f) => f,
+        Err(d) => return (None, vec![d]),
+    };
+    let mut diags = Vec::new();
+    let mut set = PolicySet::new();
+    let mut info: Vec<PolicyInfo> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut texts = HashMap::new();
+
+    for path in files {
+        let text = match read(&path, hasher, "policy") {
+            Ok(t) => t,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let parsed = match PolicySet::from_str(&text) {
+            Ok(p) => p,
+            Err(errs) => {
+                diags.extend(
+                    errs.iter()
+                        .map(|e| Diagnostic::from_miette(&path, &text, e)),
+                );
+                continue;
+            }
+        };
+        let rel = relative_name(dir, &path);
+        // Cedar numbers statements `policy0`, `policy1`, ... in source order,
+        // templates and static policies alike.
+        let mut statements: Vec<(usize, Statement)> = parsed
+            .policies()
+            .map(|p| (statement_index(p.id()), Statement::Static(p.clone())))
+            .chain(
+                parsed
+                    .templates()
+                    .map(|t| (statement_index(t.id()), Statement::Template(t.clone()))),
+            )
+            .collect();
+        statements.sort_by_key(|(n, _)| *n);
+
+        let mut cursor = 0;
+        for (n, statement) in statements {
+            let (annotation, src) = match &statement {
+                Statement::Static(p) => (p.annotation("id").map(str::to_owned), p.to_cedar()),
+                Statement::Template(t) => {
+                    (t.annotation("id").map(str::to_owned), Some(t.to_cedar()))
+                }
+            };
+            // The policy's text is a verbatim slice of the file, and policies
+            // come in source order, so searching forward finds its position.
+            let offset = src
+                .and_then(|s| text[cursor..].find(&s).map(|o| (cursor + o, s.len())))
+                .map_or(cursor, |(o, len)| {
+                    cursor = o + len;
+                    o
+                });
+            let (line, column) = line_col(&text, offset);
+            let id = annotation.unwrap_or_else(|| format!("{rel}#{n}"));
+            let (effect, template, added) = match &statement {
+                Statement::Static(p) => {
+                    (effect_name(p.effect()), false, annotations(p.annotations()))
+                }
+                Statement::Template(t) => {
+                    (effect_name(t.effect()), true, annotations(t.annotations()))
+                }
+            };
+            let entry = PolicyInfo {
+                id: id.clone(),
+                effect,
+                template,
+                file: path.display().to_string(),
+                line,
+                column,
+                annotations: added,
+            };
+            if let Some(&first) = seen.get(&id) {
+                let other = &info[first];
+                diags.push(
+                    Diagnostic::new(
+                        &path,
+                        line,
+                        column,
+                        format!(
+                            "duplicate policy ID `{id}`: {}:{} and {}:{}",
+                            other.file, other.line, entry.file, entry.line
+                        ),
+                    )
+                    .with_policy(&id),
+                );
+                continue;
+            }
+            let pid = PolicyId::new(&id);
+            let result = match statement {
+                Statement::Static(p) => set.add(p.new_id(pid)),
+                Statement::Template(t) => set.add_template(t.new_id(pid)),
+            };
+            if let Err(e) = result {
+                diags.push(Diagnostic::new(&path, line, column, e.to_string()).with_policy(&id));
+                continue;
+            }
+            seen.insert(id, info.len());
+            info.push(entry);
+        }
+        texts.insert(path.display().to_string(), text);
+    }
+    (Some(LoadedPolicies { set, info, texts }), diags)
+}
+
+fn statement_index(id: &PolicyId) -> usize {
+    id.to_string()
+        .strip_prefix("policy")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+fn effect_name(e: cedar_policy::Effect) -> &'static str {
+    match e {
+        cedar_policy::Effect::Permit => "permit",
+        cedar_policy::Effect::Forbid => "forbid",
+    }
+}
+
+fn annotations<'a>(
+    it: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::collections::BTreeMap<String, String> {
+    it.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+fn validate(policies: &LoadedPolicies, schema: &Schema, mode: ValidationMode) -> Vec<Diagnostic> {
+    let mode = match mode {
+        ValidationMode::Off => return Vec::new(),
+        ValidationMode::Strict => cedar_policy::ValidationMode::Strict,
+        ValidationMode::Permissive => cedar_policy::ValidationMode::Permissive,
+    };
+    let result = Validator::new(schema.clone()).validate(&policies.set, mode);
+    result
+        .validation_errors()
+        .map(|e| {
+            let id = e.policy_id().to_string();
+            let info = policies.info.iter().find(|p| p.id == id);
+            match info.and_then(|i| policies.texts.get(&i.file).map(|t| (i, t))) {
+                Some((i, text)) => Diagnostic::from_miette(Path::new(&i.file), text, e),
+                None => Diagnostic::new(Path::new("<policies>"), 0, 0, e.to_string()),
+            }
+            .with_policy(id)
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ schema
+
+fn load_schema(path: &Path, hasher: &mut Sha256) -> Result<(Schema, usize), Vec<Diagnostic>> {
+    let files = list_files(path, |name| {
+        name.ends_with(".cedarschema") || name.ends_with(".cedarschema.json")
+    })
+    .map_err(|d| vec![d])?;
+    if files.is_empty() {
+        return Err(vec![Diagnostic::new(
+            path,
+            0,
+            0,
+            "no *.cedarschema or *.cedarschema.json file here",
+        )]);
+    }
+    let mut diags = Vec::new();
+    let mut fragments = Vec::new();
+    for file in &files {
+        let text = match read(file, hasher, "schema") {
+            Ok(t) => t,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let name = file.to_string_lossy();
+        if name.ends_with(".json") {
+            match SchemaFragment::from_json_str(&text) {
+                Ok(f) => fragments.push(f),
+                Err(e) => diags.push(json_schema_diagnostic(file, &text, &e)),
+            }
+        } else {
+            match SchemaFragment::from_cedarschema_str(&text) {
+                Ok((f, _warnings)) => fragments.push(f),
+                Err(e) => diags.push(Diagnostic::from_miette(file, &text, &e)),
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Schema::from_schema_fragments(fragments)
+        .map(|s| (s, files.len()))
+        .map_err(|e| vec![Diagnostic::new(path, 0, 0, e.to_string())])
+}
+
+/// JSON schema errors carry no span, but serde's message ends with
+/// "at line L column C"; use it when it is there.
+fn json_schema_diagnostic(file: &Path, text: &str, e: &dyn miette::Diagnostic) -> Diagnostic {
+    let message = e.to_string();
+    let mut d = Diagnostic::from_miette(file, text, e);
+    if d.line == 0
+        && let Some((l, c)) = parse_serde_location(&message)
+    {
+        d.line = l;
+        d.column = c;
+    }
+    d
+}
+
+fn parse_serde_location(message: &str) -> Option<(usize, usize)> {
+    let at = message.rfind("at line ")?;
+    let mut words = message[at + 8..].split_whitespace();
+    let line = words.next()?.parse().ok()?;
+    let column = match (words.next(), words.next()) {
+        (Some("column"), Some(c)) => c
+            .trim_end_matches(|ch: char| !ch.is_ascii_digit())
+            .parse()
+            .ok()?,
+        _ => 0,
+    };
+    Some((line, column))
+}
+
+// ---------------------------------------------------------------- entities
+
+fn load_entities(
+    paths: &[PathBuf],
+    schema: Option<&Schema>,
+    hasher: &mut Sha256,
+) -> Result<(Entities, usize), Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let found = list_files(path, is_entity_file).map_err(|d| vec![d])?;
+        files.extend(found);
+    }
+    let mut diags = Vec::new();
+    let mut all = Vec::new();
+    for file in &files {
+        match read(file, hasher, "entities").and_then(|text| parse_entity_file(file, &text)) {
+            Ok(mut items) => all.append(&mut items),
+            Err(d) => diags.push(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let count = all.len();
+    match Entities::from_json_value(Value::Array(all), schema) {
+        Ok(e) => Ok((e, count)),
+        // The combined parse only says what is wrong, not where: find out by
+        // parsing file by file and entity by entity (only on this error path).
+        Err(e) => Err(locate_entity_errors(&files, schema, &error_chain(&e))),
+    }
+}
+
+fn is_entity_file(name: &str) -> bool {
+    name.ends_with(".json") || name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// Parses one entity file (JSON, or the same structure in YAML) into its
+/// list of entities.
+fn parse_entity_file(path: &Path, text: &str) -> Result<Vec<Value>, Diagnostic> {
+    let value: Value = if is_yaml(path) {
+        serde_saphyr::from_str(text).map_err(|e| yaml_diagnostic(path, &e))?
+    } else {
+        serde_json::from_str(text)
+            .map_err(|e| Diagnostic::new(path, e.line(), e.column(), e.to_string()))?
+    };
+    match value {
+        Value::Array(items) => Ok(items),
+        // An empty YAML document is an empty list of entities.
+        Value::Null => Ok(Vec::new()),
+        _ => Err(Diagnostic::new(
+            path,
+            1,
+            1,
+            "an entity file must hold a list of entities ({uid, attrs, parents})",
+        )),
+    }
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// A YAML error with the line and column serde-saphyr found it at.
+pub(crate) fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+    let message = e
+        .to_string()
+        .replace("<input>", &path.display().to_string());
+    let first = message.lines().next().unwrap_or_default();
+    // serde-saphyr starts with "error: line L column C: "; we print the
+    // location ourselves.
+    let first = first.trim_start_matches("error: ");
+    let first = match first.split_once(": ") {
+        Some((loc, rest)) if loc.starts_with("line ") => rest,
+        _ => first,
+    };
+    let mut d = Diagnostic::new(path, line, column, first);
+    d.rendered = message;
+    d
+}
+
+fn locate_entity_errors(
+    files: &[PathBuf],
+    schema: Option<&Schema>,
+    combined: &str,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let Ok(items) = parse_entity_file(file, &text) else {
+            continue;
+        };
+        let lines = item_lines(&text, is_yaml(file));
+        for (i, item) in items.into_iter().enumerate() {
+            let line = lines.get(i).copied().unwrap_or(0);
+            let uid = uid_label(&item);
+            if let Some((other, other_line)) = seen.get(&uid) {
+                diags.push(Diagnostic::new(
+                    file,
+                    line,
+                    0,
+                    format!(
+                        "duplicate entity {uid}: also at {}:{other_line}",
+                        other.display()
+                    ),
+                ));
+                continue;
+            }
+            seen.insert(uid.clone(), (file.clone(), line));
+            if let Err(e) = Entities::from_json_value(Value::Array(vec![item]), schema) {
+                diags.push(Diagnostic::new(
+                    file,
+                    line,
+                    0,
+                    format!("entity {uid}: {}", error_chain(&e)),
+                ));
+            }
+        }
+    }
+    if diags.is_empty() {
+        let first = files
+            .first()
+            .map_or(Path::new("<entities>"), |p| p.as_path());
+        diags.push(Diagnostic::new(first, 0, 0, combined));
+    }
+    diags
+}
+
+/// An error with its causes and help: Cedar's entity errors say only
+/// "does not conform to the schema" at the top and the reason below.
+pub(crate) fn error_chain(e: &(dyn miette::Diagnostic + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if let Some(help) = e.help() {
+        out.push_str(&format!(" (help: {help})"));
+    }
+    out
+}
+
+fn uid_label(item: &Value) -> String {
+    let uid = item.get("uid");
+    let uid = uid.and_then(|u| u.get("__entity")).or(uid);
+    match uid {
+        Some(u) => format!(
+            "{}::{}",
+            u.get("type").and_then(Value::as_str).unwrap_or("?"),
+            u.get("id").map(Value::to_string).unwrap_or_default()
+        ),
+        None => "(no uid)".to_owned(),
+    }
+}
+
+/// The 1-based line on which each top-level list item starts: exact for
+/// JSON; for YAML, the block-sequence items at the outermost indentation
+/// (flow-style YAML lists fall back to "line unknown").
+fn item_lines(text: &str, yaml: bool) -> Vec<usize> {
+    if yaml {
+        let mut indent = None;
+        let mut lines = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("- ") || trimmed == "-") {
+                continue;
+            }
+            let this = line.len() - trimmed.len();
+            if *indent.get_or_insert(this) == this {
+                lines.push(n + 1);
+            }
+        }
+        return lines;
+    }
+    let (mut depth, mut line, mut in_string, mut escaped) = (0usize, 1usize, false, false);
+    let mut lines = Vec::new();
+    for ch in text.chars() {
+        if ch == '\n' {
+            line += 1;
+        }
+        if in_string {
+            match (escaped, ch) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match ch {
+            '"' => in_string = true,
+            '{' | '[' => {
+                if depth == 1 {
+                    lines.push(line);
+                }
+                depth += 1;
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    lines
+}
+
+// ------------------------------------------------------------------- files
+
+/// `path` itself when it is a file, else every file under it (recursively)
+/// whose name passes `want`, in sorted path order. Editor droppings and
+/// hidden files are skipped.
+pub(crate) fn list_files(
+    path: &Path,
+    want: impl Fn(&str) -> bool,
+) -> Result<Vec<PathBuf>, Diagnostic> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read: {e}")))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Diagnostic::new(&dir, 0, 0, format!("cannot read directory: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Diagnostic::new(&dir, 0, 0, e.to_string()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = entry.path();
+            // Follow symlinks: Kubernetes mounts config maps through them.
+            let Ok(meta) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if want(&name) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read(path: &Path, hasher: &mut Sha256, kind: &str) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::new(path, 0, 0, format!("cannot read: {e}")))?;
+    for part in [
+        kind.as_bytes(),
+        path.to_string_lossy().as_bytes(),
+        &(bytes.len() as u64).to_le_bytes(),
+    ] {
+        hasher.update(part);
+    }
+    hasher.update(&bytes);
+    String::from_utf8(bytes).map_err(|e| Diagnostic::new(path, 0, 0, format!("not UTF-8: {e}")))
+}
+
+fn relative_name(dir: &Path, file: &Path) -> String {
+    let rel = file
+        .strip_prefix(dir)
+        .ok()
+        .filter(|r| !r.as_os_str().is_empty());
+    let rel = rel.unwrap_or_else(|| Path::new(file.file_name().unwrap_or(file.as_os_str())));
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_items_are_located_by_line() {
+        let text = "[\n  {\"uid\": {\"type\": \"A\", \"id\": \"[x\"}},\n\n  {\"uid\": {}}\n]";
+        assert_eq!(item_lines(text, false), vec![2, 4]);
+    }
+
+    #[test]
+    fn yaml_items_are_located_by_line() {
+        let text = "# world\n- uid: {type: A, id: a}\n  parents:\n    - {type: B, id: b}\n- uid: {type: A, id: c}\n";
+        assert_eq!(item_lines(text, true), vec![2, 5]);
+    }
+
+    #[test]
+    fn serde_locations_are_read_from_messages() {
+        assert_eq!(
+            parse_serde_location("expected value at line 3 column 7"),
+            Some((3, 7))
+        );
+        assert_eq!(parse_serde_location("no location"), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! The unit everything answers from: one immutable, validated bundle of
+//! policies, schema and entities, with a content revision.
+//!
+//! A [`Snapshot`] is only ever produced by [`crate::load`], after every file
+//! parsed and (unless validation is `off`) the validator accepted every
+//! policy. It never changes afterwards: the sidecar swaps whole snapshots
+//! instead of mutating one, so a request (or a whole batch) is answered by
+//! exactly one consistent set of files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
+use serde::Serialize;
+
+/// How strictly policies and requests are checked against the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationMode {
+    /// Cedar's strict validation (the default).
+    #[default]
+    Strict,
+    /// Cedar's permissive validation.
+    Permissive,
+    /// No policy or request validation; the schema (if any) still directs parsing.
+    Off,
+}
+
+impl FromStr for ValidationMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "permissive" => Ok(Self::Permissive),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "unknown validation mode `{other}` (expected strict, permissive or off)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ValidationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Strict => "strict",
+            Self::Permissive => "permissive",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Where a policy came from and what it says about itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PolicyInfo {
+    pub id: String,
+    /// `permit` or `forbid`.
+    pub effect: &'static str,
+    /// True for a template (a policy with `?principal`/`?resource` slots).
+    pub template: bool,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PolicyInfo {
+    /// `file:line`, for messages.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+/// One validated, immutable bundle of policies, schema and entities.
+///
+/// Guarantees: every policy parsed, policy IDs are unique, the validator
+/// accepted the policies in the snapshot's [`ValidationMode`] (unless it is
+/// `off`), and the entities conform to the schema when there is one.
+pub struct Snapshot {
+    pub(crate) policies: PolicySet,
+    pub(crate) schema: Option<Schema>,
+    pub(crate) entities: Entities,
+    /// Entity literals named anywhere in the policies: a request-scoped entity
+    /// view must contain them, since a policy may dereference them directly.
+    pub(crate) policy_literals: Vec<EntityUid>,
+    pub(crate) info: Vec<PolicyInfo>,
+    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) revision: String,
+    pub(crate) loaded_at: SystemTime,
+    pub(crate) validation: ValidationMode,
+    pub(crate) schema_files: usize,
+    pub(crate) entity_count: usize,
+}
+
+impl Snapshot {
+    /// A stable hash of the input files' paths and contents.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    pub fn validation(&self) -> ValidationMode {
+        self.validation
+    }
+
+    /// Every policy and template, in load order (sorted file path, then position).
+    pub fn policies(&self) -> &[PolicyInfo] {
+        &self.info
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&PolicyInfo> {
+        self.by_id.get(id).map(|&i| &self.info[i])
+    }
+
+    /// Number of static (non-template) policies.
+    pub fn policy_count(&self) -> usize {
+        self.info.iter().filter(|p| !p.template).count()
+    }
+
+    pub fn template_count(&self) -> usize {
+        self.info.iter().filter(|p| p.template).count()
+    }
+
+    /// Number of schema files (0 without a schema).
+    pub fn schema_files(&self) -> usize {
+        self.schema_files
+    }
+
+    /// Number of entities read from the entity files (action entities from
+    /// the schema are not counted).
+    pub fn entity_count(&self) -> usize {
+        self.entity_count
+    }
+
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_ref()
+    }
+
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The one-line summary `check` prints: `42 policies, 1 schema, 118 entities`.
+    pub fn summary(&self) -> String {
+        summary_line(
+            self.policy_count(),
+            self.template_count(),
+            self.schema_files,
+            self.entity_count,
+        )
+    }
+}
+
+/// Shared by the snapshot and by a failed load, which still reports counts.
+pub(crate) fn summary_line(
+    policies: usize,
+    templates: usize,
+    schemas: usize,
+    entities: usize,
+) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = vec![plural(policies, "policy", "policies")];
+    if templates > 0 {
+        parts.push(plural(templates, "template", "templates"));
+    }
+    parts.push(plural(schemas, "schema", "schemas"));
+    parts.push(plural(entities, "entity", "entities"));
+    parts.join(", ")
+}
