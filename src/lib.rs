@@ -17,7 +17,9 @@ pub mod decide;
 pub mod diag;
 pub mod entities;
 pub mod load;
+pub mod server;
 pub mod snapshot;
+pub mod testing;
 
 pub use decide::{Answer, Decision, PolicyError, Query, QueryError};
 pub use diag::Diagnostic;

@@ -48,6 +48,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Run the YAML policy regression suites (*.test.yaml).
+    Test {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        args: doorman::testing::TestArgs,
+    },
+    /// Serve is-authorized queries over HTTP.
+    Serve {
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        args: doorman::server::ServeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +76,8 @@ fn main() -> ExitCode {
             context,
             format,
         } => authorize(&load, &principal, &action, &resource, &context, format),
+        Command::Test { load, args } => doorman::testing::run_cli(&load, &args),
+        Command::Serve { load, args } => doorman::server::run_cli(&load, &args),
     }
 }
 
