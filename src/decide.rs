@@ -184,6 +184,10 @@ impl Snapshot {
                 Context::from_json_value(query.context.clone(), None)
                     .map_err(|e| QueryError::new("context", e.to_string()))
             }
+            Err(_) if !self.knows_action(&query.action) => Err(QueryError::new(
+                "action",
+                format!("`{}` is not an action in the schema", query.action),
+            )),
             Err(e) => Err(QueryError::new("context", e.to_string())),
         }
     }

@@ -1,0 +1,291 @@
+//! The foundation as a user meets it: `doorman check` and `doorman
+//! authorize` run as real processes over a small model (tests/data/mini),
+//! plus the snapshot revision through the library.
+//!
+//! Each broken-input test copies the model into a temp dir, breaks one file
+//! and asserts the exit code and that the output names the file and line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use doorman::{Query, Sources, ValidationMode, load};
+
+const MINI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mini");
+
+/// A private copy of the mini model that a test may break.
+struct Model {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Model {
+    fn new() -> Model {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("model");
+        copy_dir(Path::new(MINI), &root);
+        Model { _dir: dir, root }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    }
+
+    fn append(&self, rel: &str, text: &str) {
+        let old = fs::read_to_string(self.path(rel)).expect("read");
+        self.write(rel, &format!("{old}{text}"));
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out: Output = Command::new(env!("CARGO_BIN_EXE_doorman"))
+            .args(args)
+            .args(["--policies", "policies", "--schema", "schema", "--entities", "entities"])
+            .current_dir(&self.root)
+            .output()
+            .expect("run doorman");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn sources(&self) -> Sources {
+        Sources {
+            policies: self.path("policies"),
+            schema: Some(self.path("schema")),
+            entities: vec![self.path("entities")],
+            validation: ValidationMode::Strict,
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn check_is_clean_on_the_mini_model() {
+    let (code, out) = Model::new().run(&["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 policies, 1 schema, 9 entities: ok"), "{out}");
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let m = Model::new();
+    m.write("policies/broken.cedar", "@id(\"x\")\npermit (principal, action, resource)\nwhen { principal.email == };\n");
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("policies/broken.cedar:3:27"), "{out}");
+    // The offending line is shown, miette style.
+    assert!(out.contains("when { principal.email == };"), "{out}");
+}
+
+#[test]
+fn validation_error_names_file_line_and_policy() {
+    let m = Model::new();
+    m.append(
+        "policies/inboxes.cedar",
+        "\n@id(\"inbox.typo\")\npermit (principal, action, resource is Inbox)\nwhen { resource.privat };\n",
+    );
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("policies/inboxes.cedar:20:8 (policy inbox.typo)"), "{out}");
+    assert!(out.contains("privat"), "{out}");
+}
+
+#[test]
+fn several_errors_are_all_reported() {
+    let m = Model::new();
+    m.write("policies/a.cedar", "permit (principal, action, resource) when { ;\n");
+    m.write(
+        "policies/b.cedar",
+        "@id(\"b\")\npermit (principal, action, resource is Inbox) when { resource.nope };\n",
+    );
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("policies/a.cedar:1:"), "{out}");
+    assert!(out.contains("policies/b.cedar:2:"), "{out}");
+    assert!(out.contains(": 2 errors"), "{out}");
+}
+
+#[test]
+fn duplicate_id_names_both_files_and_lines() {
+    let m = Model::new();
+    m.write(
+        "policies/zz.cedar",
+        "// a copy\n@id(\"inbox.admin\")\nforbid (principal, action, resource);\n",
+    );
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("duplicate policy ID `inbox.admin`"), "{out}");
+    assert!(out.contains("policies/inboxes.cedar:7"), "{out}");
+    assert!(out.contains("policies/zz.cedar:2"), "{out}");
+}
+
+#[test]
+fn entity_violating_the_schema_names_file_and_line() {
+    let m = Model::new();
+    let world = fs::read_to_string(m.path("entities/world.yaml")).expect("read");
+    m.write(
+        "entities/world.yaml",
+        &world.replace("{email: mia@acme.test, archived: false", "{email: mia@acme.test, archived: \"no\""),
+    );
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entities/world.yaml:14"), "{out}");
+    assert!(out.contains("Member::\"acme-mia\""), "{out}");
+    assert!(out.contains("archived"), "{out}");
+}
+
+#[test]
+fn entity_in_json_violating_the_schema_names_its_line() {
+    let m = Model::new();
+    let text = fs::read_to_string(m.path("entities/inboxes.json")).expect("read");
+    m.write("entities/inboxes.json", &text.replace("\"private\": true", "\"private\": 1"));
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entities/inboxes.json:5"), "{out}");
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    let m = Model::new();
+    m.write("entities/extra.yaml", "- uid: {type: Company, id: initech}\n  attrs: {\n  parents: []\n");
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entities/extra.yaml:2:10"), "{out}");
+}
+
+#[test]
+fn check_json_format_lists_diagnostics() {
+    let m = Model::new();
+    m.write("policies/broken.cedar", "permit (principal, action, resource) when { ;\n");
+    let (code, out) = m.run(&["check", "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["diagnostics"][0]["line"], 1);
+    assert!(v["diagnostics"][0]["file"].as_str().unwrap_or_default().ends_with("policies/broken.cedar"));
+}
+
+#[test]
+fn authorize_allow_exits_0_with_reason_and_location() {
+    let (code, out) = Model::new().run(&[
+        "authorize",
+        "--principal",
+        "Member::\"acme-ada\"",
+        "--action",
+        "ViewInbox",
+        "--resource",
+        "Inbox::\"acme-billing\"",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("decision: allow"), "{out}");
+    assert!(out.contains("inbox.admin  policies/inboxes.cedar:7"), "{out}");
+}
+
+#[test]
+fn authorize_deny_exits_2_and_names_the_forbid() {
+    let (code, out) = Model::new().run(&[
+        "authorize",
+        "--principal",
+        "Member::\"acme-old\"",
+        "--action",
+        "Action::\"ViewInbox\"",
+        "--resource",
+        "Inbox::\"acme-support\"",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("decision: deny"), "{out}");
+    assert!(out.contains("guard.archived  policies/more/guard.cedar:1"), "{out}");
+}
+
+#[test]
+fn authorize_invalid_request_exits_1() {
+    let m = Model::new();
+    for (principal, action, context, needle) in [
+        ("Inbox::\"acme-support\"", "ViewInbox", "{}", "principal"),
+        ("Member::\"acme-ada\"", "DeleteEverything", "{}", "action"),
+        ("Member::\"acme-ada\"", "ViewInbox", "{\"threshold\": \"lots\"}", "context"),
+        ("Member::\"acme-ada\"", "ViewInbox", "{\"unknown\": 1}", "context"),
+        ("acme-ada", "ViewInbox", "{}", "principal"),
+    ] {
+        let (code, out) = m.run(&[
+            "authorize",
+            "--principal",
+            principal,
+            "--action",
+            action,
+            "--resource",
+            "Inbox::\"acme-support\"",
+            "--context",
+            context,
+        ]);
+        assert_eq!(code, 1, "{principal} {action} {context}: {out}");
+        assert!(out.contains(&format!("invalid request: {needle}")), "{out}");
+    }
+}
+
+#[test]
+fn unannotated_policy_is_named_by_path_and_position() {
+    let snapshot = load(&Model::new().sources()).expect("loads");
+    let ids: Vec<&str> = snapshot.policies().iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["inbox.view-public", "inbox.admin", "inboxes.cedar#2", "guard.archived", "guard.tenant"]
+    );
+    let q = Query::parse(
+        "Member::\"acme-mia\"",
+        "ViewInbox",
+        "Inbox::\"acme-billing\"",
+        serde_json::json!({"threshold": "0.75"}),
+    )
+    .expect("query");
+    assert_eq!(snapshot.decide(&q).expect("answer").reasons, ["inboxes.cedar#2"]);
+}
+
+#[test]
+fn validation_off_answers_requests_the_schema_would_reject() {
+    let m = Model::new();
+    let mut sources = m.sources();
+    let q = Query::parse("Inbox::\"acme-support\"", "ViewInbox", "Inbox::\"acme-support\"", serde_json::json!({}))
+        .expect("query");
+    assert!(load(&sources).expect("strict").decide(&q).is_err());
+    sources.validation = ValidationMode::Off;
+    let answer = load(&sources).expect("off").decide(&q).expect("answered");
+    // An Inbox has no `archived`: the guard errors and is skipped, as Cedar does.
+    assert!(answer.errors.iter().any(|e| e.policy == "guard.archived"), "{answer:?}");
+}
+
+#[test]
+fn revision_is_stable_and_changes_with_any_input_byte() {
+    let m = Model::new();
+    let base = load(&m.sources()).expect("loads").revision().to_owned();
+    assert_eq!(load(&m.sources()).expect("loads").revision(), base);
+    for file in ["policies/more/guard.cedar", "schema/mini.cedarschema", "entities/world.yaml"] {
+        let original = fs::read_to_string(m.path(file)).expect("read");
+        m.write(file, &format!("{original}\n"));
+        let changed = load(&m.sources()).expect("still loads").revision().to_owned();
+        assert_ne!(changed, base, "{file}");
+        m.write(file, &original);
+        assert_eq!(load(&m.sources()).expect("loads").revision(), base, "{file}");
+    }
+}
