@@ -45,7 +45,14 @@ impl Model {
     fn run(&self, args: &[&str]) -> (i32, String) {
         let out: Output = Command::new(env!("CARGO_BIN_EXE_doorman"))
             .args(args)
-            .args(["--policies", "policies", "--schema", "schema", "--entities", "entities"])
+            .args([
+                "--policies",
+                "policies",
+                "--schema",
+                "schema",
+                "--entities",
+                "entities",
+            ])
             .current_dir(&self.root)
             .output()
             .expect("run doorman");
@@ -84,13 +91,19 @@ fn copy_dir(from: &Path, to: &Path) {
 fn check_is_clean_on_the_mini_model() {
     let (code, out) = Model::new().run(&["check"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("5 policies, 1 schema, 9 entities: ok"), "{out}");
+    assert!(
+        out.contains("5 policies, 1 schema, 9 entities: ok"),
+        "{out}"
+    );
 }
 
 #[test]
 fn syntax_error_names_file_line_and_column() {
     let m = Model::new();
-    m.write("policies/broken.cedar", "@id(\"x\")\npermit (principal, action, resource)\nwhen { principal.email == };\n");
+    m.write(
+        "policies/broken.cedar",
+        "@id(\"x\")\npermit (principal, action, resource)\nwhen { principal.email == };\n",
+    );
     let (code, out) = m.run(&["check"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("policies/broken.cedar:3:27"), "{out}");
@@ -107,14 +120,20 @@ fn validation_error_names_file_line_and_policy() {
     );
     let (code, out) = m.run(&["check"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("policies/inboxes.cedar:20:8 (policy inbox.typo)"), "{out}");
+    assert!(
+        out.contains("policies/inboxes.cedar:20:8 (policy inbox.typo)"),
+        "{out}"
+    );
     assert!(out.contains("privat"), "{out}");
 }
 
 #[test]
 fn several_errors_are_all_reported() {
     let m = Model::new();
-    m.write("policies/a.cedar", "permit (principal, action, resource) when { ;\n");
+    m.write(
+        "policies/a.cedar",
+        "permit (principal, action, resource) when { ;\n",
+    );
     m.write(
         "policies/b.cedar",
         "@id(\"b\")\npermit (principal, action, resource is Inbox) when { resource.nope };\n",
@@ -146,7 +165,10 @@ fn entity_violating_the_schema_names_file_and_line() {
     let world = fs::read_to_string(m.path("entities/world.yaml")).expect("read");
     m.write(
         "entities/world.yaml",
-        &world.replace("{email: mia@acme.test, archived: false", "{email: mia@acme.test, archived: \"no\""),
+        &world.replace(
+            "{email: mia@acme.test, archived: false",
+            "{email: mia@acme.test, archived: \"no\"",
+        ),
     );
     let (code, out) = m.run(&["check"]);
     assert_eq!(code, 1, "{out}");
@@ -159,7 +181,10 @@ fn entity_violating_the_schema_names_file_and_line() {
 fn entity_in_json_violating_the_schema_names_its_line() {
     let m = Model::new();
     let text = fs::read_to_string(m.path("entities/inboxes.json")).expect("read");
-    m.write("entities/inboxes.json", &text.replace("\"private\": true", "\"private\": 1"));
+    m.write(
+        "entities/inboxes.json",
+        &text.replace("\"private\": true", "\"private\": 1"),
+    );
     let (code, out) = m.run(&["check"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("entities/inboxes.json:5"), "{out}");
@@ -168,7 +193,10 @@ fn entity_in_json_violating_the_schema_names_its_line() {
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
     let m = Model::new();
-    m.write("entities/extra.yaml", "- uid: {type: Company, id: initech}\n  attrs: {\n  parents: []\n");
+    m.write(
+        "entities/extra.yaml",
+        "- uid: {type: Company, id: initech}\n  attrs: {\n  parents: []\n",
+    );
     let (code, out) = m.run(&["check"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("entities/extra.yaml:2:10"), "{out}");
@@ -177,13 +205,21 @@ fn malformed_yaml_names_file_line_and_column() {
 #[test]
 fn check_json_format_lists_diagnostics() {
     let m = Model::new();
-    m.write("policies/broken.cedar", "permit (principal, action, resource) when { ;\n");
+    m.write(
+        "policies/broken.cedar",
+        "permit (principal, action, resource) when { ;\n",
+    );
     let (code, out) = m.run(&["check", "--format", "json"]);
     assert_eq!(code, 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["ok"], false);
     assert_eq!(v["diagnostics"][0]["line"], 1);
-    assert!(v["diagnostics"][0]["file"].as_str().unwrap_or_default().ends_with("policies/broken.cedar"));
+    assert!(
+        v["diagnostics"][0]["file"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("policies/broken.cedar")
+    );
 }
 
 #[test]
@@ -199,7 +235,10 @@ fn authorize_allow_exits_0_with_reason_and_location() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("decision: allow"), "{out}");
-    assert!(out.contains("inbox.admin  policies/inboxes.cedar:7"), "{out}");
+    assert!(
+        out.contains("inbox.admin  policies/inboxes.cedar:7"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -215,7 +254,10 @@ fn authorize_deny_exits_2_and_names_the_forbid() {
     ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("decision: deny"), "{out}");
-    assert!(out.contains("guard.archived  policies/more/guard.cedar:1"), "{out}");
+    assert!(
+        out.contains("guard.archived  policies/more/guard.cedar:1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -224,8 +266,18 @@ fn authorize_invalid_request_exits_1() {
     for (principal, action, context, needle) in [
         ("Inbox::\"acme-support\"", "ViewInbox", "{}", "principal"),
         ("Member::\"acme-ada\"", "DeleteEverything", "{}", "action"),
-        ("Member::\"acme-ada\"", "ViewInbox", "{\"threshold\": \"lots\"}", "context"),
-        ("Member::\"acme-ada\"", "ViewInbox", "{\"unknown\": 1}", "context"),
+        (
+            "Member::\"acme-ada\"",
+            "ViewInbox",
+            "{\"threshold\": \"lots\"}",
+            "context",
+        ),
+        (
+            "Member::\"acme-ada\"",
+            "ViewInbox",
+            "{\"unknown\": 1}",
+            "context",
+        ),
         ("acme-ada", "ViewInbox", "{}", "principal"),
     ] {
         let (code, out) = m.run(&[
@@ -250,7 +302,13 @@ fn unannotated_policy_is_named_by_path_and_position() {
     let ids: Vec<&str> = snapshot.policies().iter().map(|p| p.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["inbox.view-public", "inbox.admin", "inboxes.cedar#2", "guard.archived", "guard.tenant"]
+        [
+            "inbox.view-public",
+            "inbox.admin",
+            "inboxes.cedar#2",
+            "guard.archived",
+            "guard.tenant"
+        ]
     );
     let q = Query::parse(
         "Member::\"acme-mia\"",
@@ -259,20 +317,31 @@ fn unannotated_policy_is_named_by_path_and_position() {
         serde_json::json!({"threshold": "0.75"}),
     )
     .expect("query");
-    assert_eq!(snapshot.decide(&q).expect("answer").reasons, ["inboxes.cedar#2"]);
+    assert_eq!(
+        snapshot.decide(&q).expect("answer").reasons,
+        ["inboxes.cedar#2"]
+    );
 }
 
 #[test]
 fn validation_off_answers_requests_the_schema_would_reject() {
     let m = Model::new();
     let mut sources = m.sources();
-    let q = Query::parse("Inbox::\"acme-support\"", "ViewInbox", "Inbox::\"acme-support\"", serde_json::json!({}))
-        .expect("query");
+    let q = Query::parse(
+        "Inbox::\"acme-support\"",
+        "ViewInbox",
+        "Inbox::\"acme-support\"",
+        serde_json::json!({}),
+    )
+    .expect("query");
     assert!(load(&sources).expect("strict").decide(&q).is_err());
     sources.validation = ValidationMode::Off;
     let answer = load(&sources).expect("off").decide(&q).expect("answered");
     // An Inbox has no `archived`: the guard errors and is skipped, as Cedar does.
-    assert!(answer.errors.iter().any(|e| e.policy == "guard.archived"), "{answer:?}");
+    assert!(
+        answer.errors.iter().any(|e| e.policy == "guard.archived"),
+        "{answer:?}"
+    );
 }
 
 #[test]
@@ -280,12 +349,23 @@ fn revision_is_stable_and_changes_with_any_input_byte() {
     let m = Model::new();
     let base = load(&m.sources()).expect("loads").revision().to_owned();
     assert_eq!(load(&m.sources()).expect("loads").revision(), base);
-    for file in ["policies/more/guard.cedar", "schema/mini.cedarschema", "entities/world.yaml"] {
+    for file in [
+        "policies/more/guard.cedar",
+        "schema/mini.cedarschema",
+        "entities/world.yaml",
+    ] {
         let original = fs::read_to_string(m.path(file)).expect("read");
         m.write(file, &format!("{original}\n"));
-        let changed = load(&m.sources()).expect("still loads").revision().to_owned();
+        let changed = load(&m.sources())
+            .expect("still loads")
+            .revision()
+            .to_owned();
         assert_ne!(changed, base, "{file}");
         m.write(file, &original);
-        assert_eq!(load(&m.sources()).expect("loads").revision(), base, "{file}");
+        assert_eq!(
+            load(&m.sources()).expect("loads").revision(),
+            base,
+            "{file}"
+        );
     }
 }
