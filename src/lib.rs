@@ -7,6 +7,7 @@
 //! - [`snapshot`]: the immutable, validated bundle everything answers from.
 //! - [`entities`]: request-scoped entities layered over the stored ones.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
+//! - [`reload`]: file watching that triggers a reload of the whole snapshot.
 //! - [`diag`]: diagnostics with file, line, column and a rendered excerpt.
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and
@@ -17,6 +18,7 @@ pub mod decide;
 pub mod diag;
 pub mod entities;
 pub mod load;
+pub mod reload;
 pub mod server;
 pub mod snapshot;
 pub mod testing;
