@@ -185,6 +185,8 @@ mod tests {
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 3), (2, 1));
         assert_eq!(line_col(src, 7), (2, 4));
-        assert_eq!(line_col(src, 9), (3, 1));
+        assert_eq!(line_col(src, 8), (3, 1));
+        // The end of the text is just past its last character.
+        assert_eq!(line_col(src, 9), (3, 2));
     }
 }

@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use notify_debouncer_full::notify::{self, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify_debouncer_full::notify::{
+    self, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher,
+};
 use notify_debouncer_full::{
     DebounceEventResult, DebouncedEvent, Debouncer, FileIdCache, NoCache, RecommendedCache,
     new_debouncer_opt,
@@ -49,7 +51,9 @@ impl FromStr for WatchMode {
             "on" | "events" => Ok(WatchMode::Events),
             _ => match s.strip_prefix("poll:") {
                 Some(interval) => parse_duration(interval).map(WatchMode::Poll),
-                None => Err(format!("`{s}`: expected on, off or poll:INTERVAL (e.g. poll:2s)")),
+                None => Err(format!(
+                    "`{s}`: expected on, off or poll:INTERVAL (e.g. poll:2s)"
+                )),
             },
         }
     }
@@ -59,7 +63,9 @@ impl FromStr for WatchMode {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}`: expected a duration like 100ms or 2s"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration like 100ms or 2s"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -194,10 +200,10 @@ fn spawn_loop<W: Watcher + Send + 'static, C: FileIdCache + Send + 'static>(
 fn arm<W: Watcher, C: FileIdCache>(debouncer: &mut Debouncer<W, C>, roots: &[Root]) {
     for root in roots {
         let _ = debouncer.unwatch(&root.path);
-        if root.path.is_dir() {
-            if let Err(e) = debouncer.watch(&root.path, RecursiveMode::Recursive) {
-                tracing::warn!(path = %root.path.display(), error = %e, "cannot watch");
-            }
+        if root.path.is_dir()
+            && let Err(e) = debouncer.watch(&root.path, RecursiveMode::Recursive)
+        {
+            tracing::warn!(path = %root.path.display(), error = %e, "cannot watch");
         }
         if let Some(parent) = root.path.parent() {
             let _ = debouncer.unwatch(parent);
@@ -236,8 +242,14 @@ mod tests {
     fn watch_modes_parse() {
         assert_eq!("off".parse(), Ok(WatchMode::Off));
         assert_eq!("on".parse(), Ok(WatchMode::Events));
-        assert_eq!("poll:2s".parse(), Ok(WatchMode::Poll(Duration::from_secs(2))));
-        assert_eq!("poll:250ms".parse(), Ok(WatchMode::Poll(Duration::from_millis(250))));
+        assert_eq!(
+            "poll:2s".parse(),
+            Ok(WatchMode::Poll(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            "poll:250ms".parse(),
+            Ok(WatchMode::Poll(Duration::from_millis(250)))
+        );
         assert!("poll:".parse::<WatchMode>().is_err());
         assert!("poll:0s".parse::<WatchMode>().is_err());
         assert!("sometimes".parse::<WatchMode>().is_err());
