@@ -1,21 +1,166 @@
-//! The HTTP sidecar behind `doorman serve` (being written; see issue 5).
+//! The HTTP sidecar behind `doorman serve`.
+//!
+//! Shaped like tokio's mini-redis: [`serve`] owns the accept loop and
+//! graceful shutdown, state is passed explicitly as an `Arc<State>`, and
+//! each file has one job:
+//!
+//! - `command`: the `serve` subcommand: flags, logging, the first load,
+//!   signals.
+//! - `listen`: binding TCP or a Unix socket and accepting connections.
+//! - [`state`]: the settings and the current snapshot, swapped atomically.
+//! - `routes`: which endpoint answers a request; the read-only endpoints.
+//! - `authorize`: the two decision endpoints.
+//! - `body`: reading a body within a size limit and a deadline.
+//! - `json` / `error`: the wire shapes of answers and refusals.
+//!
+//! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
+//! cleartext on the same listener (hyper-util's `auto` builder tells them
+//! apart by the HTTP/2 preface), six fixed paths need no router, and every
+//! answer is a small JSON document built in one piece.
 
-use std::process::ExitCode;
+mod authorize;
+mod body;
+mod command;
+mod error;
+mod json;
+mod listen;
+mod routes;
+pub mod state;
 
-use clap::Args;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use crate::cli::LoadArgs;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
 
-/// Flags of `doorman serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// 127.0.0.1:8700, or unix:/path/doorman.sock
-    #[arg(long, default_value = "127.0.0.1:8700")]
-    pub listen: String,
+pub use command::{ServeArgs, run_cli};
+pub use listen::{ListenAddr, Listener};
+pub use state::{Config, State};
+
+/// How long to wait before accepting again after an accept error (such as
+/// running out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `listener` until `shutdown` completes, then stops accepting, lets
+/// in-flight requests finish (for at most `shutdown_timeout`) and returns.
+///
+/// The server answers from whatever snapshot `state` holds at each request;
+/// with none it is alive but not ready, so a caller may start serving before
+/// the first load finishes and publish the snapshot when it does.
+pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let config = state.config().clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(60)))
+        .keep_alive_timeout(Duration::from_secs(20));
+
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(listen::Accepted::Tcp(io)) => {
+                    connections.spawn(connection(&builder, &graceful, io, &state));
+                }
+                #[cfg(unix)]
+                Ok(listen::Accepted::Unix(io)) => {
+                    connections.spawn(connection(&builder, &graceful, io, &state));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            // Reap finished connections so the set does not grow forever.
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!("a connection task failed: {e}");
+                }
+            }
+        }
+    }
+
+    state.start_draining();
+    listener.close().await;
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no longer accepting; finishing in-flight requests"
+    );
+    let drained = tokio::time::timeout(config.shutdown_timeout, async {
+        graceful.shutdown().await;
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "requests still in flight after {:?}; closing their connections",
+            config.shutdown_timeout
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!("stopped");
 }
 
-/// Runs `doorman serve` until shut down; returns the process exit code.
-pub fn run_cli(_load: &LoadArgs, _args: &ServeArgs) -> ExitCode {
-    eprintln!("doorman serve: not implemented yet");
-    ExitCode::from(1)
+/// One connection, ready to spawn. Until its first request arrives it is
+/// closed after the read timeout: hyper's header timeout only starts once it
+/// has chosen HTTP/1, and a client that connects and stays silent (or sends
+/// half the HTTP/2 preface) would otherwise hold a connection forever.
+fn connection<IO>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    io: IO,
+    state: &Arc<State>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let spoke = Arc::new(AtomicBool::new(false));
+    let service = {
+        let state = state.clone();
+        let spoke = spoke.clone();
+        service_fn(move |request| {
+            spoke.store(true, Ordering::Relaxed);
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(routes::handle(state, request).await) }
+        })
+    };
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    let silence = state.config().read_timeout;
+    async move {
+        let silent = async {
+            tokio::time::sleep(silence).await;
+            if spoke.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    // Clients hanging up and header timeouts land here.
+                    tracing::debug!("connection ended: {e}");
+                }
+            }
+            () = silent => tracing::debug!("closing a connection that sent no request"),
+        }
+    }
 }

@@ -1,0 +1,158 @@
+//! The decision endpoints: `/v1/is_authorized` and `/v1/batch_is_authorized`.
+//!
+//! Each request reads its body, parses it, takes the current snapshot once
+//! (one atomic load; a batch is answered whole from that one snapshot) and
+//! asks the library. Policies were parsed and entities loaded when the
+//! snapshot was built, so nothing here touches a file or a policy's text,
+//! and request-scoped entities become a small overlay, never a copy of the
+//! store.
+//!
+//! Parsing and deciding are CPU work. A single small request takes
+//! microseconds and runs in place; a batch or a large body (up to
+//! `--max-body` of entities to parse) runs on the blocking pool so that it
+//! cannot stall the other connections sharing this worker thread.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+
+use super::body;
+use super::error::{ApiError, Code};
+use super::json::{self, Batch, BatchDecided, Body, Decided, Item, Outcome};
+use super::routes::not_ready;
+use super::state::State;
+use crate::decide::{Answer, QueryError};
+use crate::entities::Overlay;
+use crate::snapshot::Snapshot;
+
+/// Bodies up to this size are answered on the async worker itself.
+const INLINE_BODY: usize = 16 * 1024;
+
+pub async fn single(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let body = match body::read(request, state.config()).await {
+        Ok(b) => b,
+        Err(e) => return json::refuse(&e),
+    };
+    let inline = body.len() <= INLINE_BODY;
+    offload(inline, move || answer_single(&state, &body)).await
+}
+
+pub async fn batch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    let body = match body::read(request, state.config()).await {
+        Ok(b) => b,
+        Err(e) => return json::refuse(&e),
+    };
+    offload(false, move || answer_batch(&state, &body)).await
+}
+
+async fn offload<F>(inline: bool, work: F) -> Response<Body>
+where
+    F: FnOnce() -> Response<Body> + Send + 'static,
+{
+    if inline {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!("a decision task failed: {e}");
+            json::refuse(&ApiError::new(Code::Internal, "the decision task failed"))
+        }
+    }
+}
+
+fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
+    let item = match json::parse_body(body).and_then(|v| json::parse_item(v, "")) {
+        Ok(item) => item,
+        Err(e) => return json::refuse(&e),
+    };
+    let Some(snapshot) = state.snapshot() else {
+        return json::refuse(&not_ready(state));
+    };
+    match decide(&snapshot, item, "", None) {
+        Ok(answer) => json::respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision())),
+        Err(e) => json::refuse(&e),
+    }
+}
+
+fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
+    let batch =
+        match json::parse_body(body).and_then(|v| json::parse_batch(v, state.config().max_batch)) {
+            Ok(b) => b,
+            Err(e) => return json::refuse(&e),
+        };
+    let Some(snapshot) = state.snapshot() else {
+        return json::refuse(&not_ready(state));
+    };
+    let Batch { requests, entities } = batch;
+    // Shared entities are parsed once for the whole batch; each item's own
+    // entities are layered over them.
+    let shared = match entities.map(|e| overlay(&snapshot, e, "")).transpose() {
+        Ok(o) => o,
+        Err(e) => return json::refuse(&e),
+    };
+    let responses: Vec<Outcome> = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let path = format!("requests[{i}]");
+            json::parse_item(value, &path)
+                .and_then(|item| decide(&snapshot, item, &path, shared.as_ref()))
+                .into()
+        })
+        .collect();
+    json::respond(
+        StatusCode::OK,
+        &BatchDecided {
+            responses: &responses,
+            revision: snapshot.revision(),
+        },
+    )
+}
+
+/// Answers one item; `path` prefixes every field named in an error.
+fn decide(
+    snapshot: &Snapshot,
+    item: Item,
+    path: &str,
+    shared: Option<&Overlay>,
+) -> Result<Answer, ApiError> {
+    let own = item
+        .entities
+        .map(|e| overlay(snapshot, e, path))
+        .transpose()?;
+    let layers: Vec<&Overlay> = own.iter().chain(shared).collect();
+    snapshot
+        .decide_with(&item.query, &layers)
+        .map_err(|e| query_error(e, path))
+}
+
+fn overlay(snapshot: &Snapshot, entities: Value, path: &str) -> Result<Overlay, ApiError> {
+    Overlay::parse(entities, snapshot.schema()).map_err(|e| {
+        ApiError::at(
+            Code::InvalidEntities,
+            prefixed(path, &format!("entities[{}]", e.index)),
+            e.message,
+        )
+    })
+}
+
+fn query_error(e: QueryError, path: &str) -> ApiError {
+    let code = if e.field.starts_with("entities") {
+        Code::InvalidEntities
+    } else {
+        Code::InvalidRequest
+    };
+    ApiError::at(code, prefixed(path, &e.field), e.message)
+}
+
+fn prefixed(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}

@@ -1,0 +1,162 @@
+//! The sidecar's error answers: one type, one wire shape, one place that
+//! maps each kind of mistake to its HTTP status.
+//!
+//! Gateways branch on `code`, people read `message`, so every code is a
+//! stable, documented string and every message names the field at fault
+//! (`requests[3].principal`). The same [`ApiError`] is the whole response for
+//! a bad request and one entry of a batch for a bad item, which is why it
+//! carries a status but does not build the response itself.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+/// What kind of mistake; the `code` string of an error answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The body is not JSON.
+    InvalidJson,
+    /// A field is missing, has the wrong type, or holds an unparsable
+    /// entity reference.
+    InvalidField,
+    /// The schema rejects the principal, action, resource or context.
+    InvalidRequest,
+    /// The request-scoped entities do not parse or break the schema.
+    InvalidEntities,
+    BatchTooLarge,
+    BodyTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
+    NotFound,
+    MethodNotAllowed,
+    /// No snapshot is active yet (or the server is shutting down).
+    NotReady,
+    /// A bug in doorman, never a consequence of the input.
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidJson => "invalid_json",
+            Code::InvalidField => "invalid_field",
+            Code::InvalidRequest => "invalid_request",
+            Code::InvalidEntities => "invalid_entities",
+            Code::BatchTooLarge => "batch_too_large",
+            Code::BodyTooLarge => "body_too_large",
+            Code::RequestTimeout => "request_timeout",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::NotReady => "not_ready",
+            Code::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::InvalidJson
+            | Code::InvalidField
+            | Code::InvalidRequest
+            | Code::InvalidEntities
+            | Code::BatchTooLarge => StatusCode::BAD_REQUEST,
+            Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One refused request (or batch item).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ApiError {
+    pub code: Code,
+    /// The path of the offending field (`requests[3].context`), when one is
+    /// at fault; the message starts with it too.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error about no field in particular.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about `field`; the message is prefixed with the field's path
+    /// so a person reading only the message still learns where to look.
+    pub fn at(code: Code, field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        ApiError {
+            code,
+            message: format!("{field}: {message}"),
+            field: Some(field),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The wire form: `{"error": {"code": …, "message": …, "field": …}}`.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody { error: self.into() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub code: Code,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+impl<'a> From<&'a ApiError> for ErrorDetail<'a> {
+    fn from(e: &'a ApiError) -> Self {
+        ErrorDetail {
+            code: e.code,
+            message: &e.message,
+            field: e.field.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_name_the_field_in_the_message() {
+        let e = ApiError::at(Code::InvalidField, "requests[3].principal", "must be set");
+        assert_eq!(e.message, "requests[3].principal: must be set");
+        let json = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(json["error"]["code"], "invalid_field");
+        assert_eq!(json["error"]["field"], "requests[3].principal");
+    }
+
+    #[test]
+    fn errors_without_a_field_leave_it_out() {
+        let e = ApiError::new(Code::NotFound, "no such path");
+        let json = serde_json::to_value(e.body()).unwrap();
+        assert!(json["error"].get("field").is_none());
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+    }
+}

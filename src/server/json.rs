@@ -1,0 +1,511 @@
+//! The wire: request bodies in, JSON answers out.
+//!
+//! Requests are read into a `serde_json::Value` and then walked by hand
+//! rather than derived with serde, because every refusal must name the exact
+//! field at fault (`requests[3].principal.id`), an entity reference comes in
+//! two shapes (`{"type", "id"}` or Cedar's `Member::"acme-ada"`), and unknown
+//! fields are refused: a gateway that misspells `context` must hear about it
+//! instead of getting a decision made without its context.
+//!
+//! Answers are small borrowed structs serialized straight into the response
+//! body, so nothing from the snapshot is cloned to answer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cedar_policy::EntityUid;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, Code};
+use crate::decide::{
+    Answer, Decision, PolicyError, Query, parse_action, parse_uid, uid_from_parts,
+};
+use crate::snapshot::{PolicyInfo, Snapshot, ValidationMode};
+
+/// Every response body is one buffer: answers are small and built whole.
+pub type Body = Full<Bytes>;
+
+// ------------------------------------------------------------------ in
+
+/// One authorization question as sent: the whole body of
+/// `/v1/is_authorized`, or one item of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub query: Query,
+    /// Cedar entity JSON for this request only (not yet parsed: that needs
+    /// the snapshot's schema).
+    pub entities: Option<Value>,
+}
+
+/// The body of `/v1/batch_is_authorized`, items not yet parsed so that a bad
+/// item only spoils its own answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub requests: Vec<Value>,
+    pub entities: Option<Value>,
+}
+
+const ITEM_FIELDS: &[&str] = &["principal", "action", "resource", "context", "entities"];
+const BATCH_FIELDS: &[&str] = &["requests", "entities"];
+
+/// Parses a request body as JSON.
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))
+}
+
+/// Reads one question. `path` is where `value` sits in the body: empty for
+/// the body itself, `requests[3]` for a batch item.
+pub fn parse_item(value: Value, path: &str) -> Result<Item, ApiError> {
+    let mut map = object(value, path, ITEM_FIELDS)?;
+    let principal = entity_ref(map.remove("principal"), &join(path, "principal"), false)?;
+    let action = entity_ref(map.remove("action"), &join(path, "action"), true)?;
+    let resource = entity_ref(map.remove("resource"), &join(path, "resource"), false)?;
+    let context = match map.remove("context") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
+        Some(other) => {
+            return Err(ApiError::at(
+                Code::InvalidField,
+                join(path, "context"),
+                format!("must be a JSON object, not {}", kind(&other)),
+            ));
+        }
+    };
+    let entities = entity_list(map.remove("entities"), &join(path, "entities"))?;
+    Ok(Item {
+        query: Query {
+            principal,
+            action,
+            resource,
+            context,
+        },
+        entities,
+    })
+}
+
+/// Reads a batch's envelope; refuses it whole when it has more than
+/// `max_batch` items.
+pub fn parse_batch(value: Value, max_batch: usize) -> Result<Batch, ApiError> {
+    let mut map = object(value, "", BATCH_FIELDS)?;
+    let requests = match map.remove("requests") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => {
+            return Err(ApiError::at(
+                Code::InvalidField,
+                "requests",
+                "is required: a list of requests",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::at(
+                Code::InvalidField,
+                "requests",
+                format!("must be a list of requests, not {}", kind(&other)),
+            ));
+        }
+    };
+    if requests.len() > max_batch {
+        return Err(ApiError::at(
+            Code::BatchTooLarge,
+            "requests",
+            format!(
+                "{} requests in one batch; the limit is {max_batch}",
+                requests.len()
+            ),
+        ));
+    }
+    let entities = entity_list(map.remove("entities"), "entities")?;
+    Ok(Batch { requests, entities })
+}
+
+fn object(value: Value, path: &str, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    let map = match value {
+        Value::Object(map) => map,
+        other if path.is_empty() => {
+            return Err(ApiError::new(
+                Code::InvalidField,
+                format!("the body must be a JSON object, not {}", kind(&other)),
+            ));
+        }
+        other => {
+            return Err(ApiError::at(
+                Code::InvalidField,
+                path,
+                format!("must be a JSON object, not {}", kind(&other)),
+            ));
+        }
+    };
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::at(
+            Code::InvalidField,
+            join(path, unknown),
+            format!("unknown field (expected {})", allowed.join(", ")),
+        ));
+    }
+    Ok(map)
+}
+
+/// An entity reference: `{"type": "Member", "id": "acme-ada"}` (optionally
+/// wrapped in `__entity`, as in Cedar's JSON) or `"Member::\"acme-ada\""`.
+/// Actions may also be written bare: `"ViewInbox"`.
+fn entity_ref(value: Option<Value>, field: &str, action: bool) -> Result<EntityUid, ApiError> {
+    let example = if action {
+        r#"{"type": "Action", "id": "ViewInbox"} or "ViewInbox""#
+    } else {
+        r#"{"type": "Member", "id": "acme-ada"} or "Member::\"acme-ada\"""#
+    };
+    match value {
+        None | Some(Value::Null) => Err(ApiError::at(
+            Code::InvalidField,
+            field,
+            format!("is required: an entity reference like {example}"),
+        )),
+        Some(Value::String(text)) => {
+            let parsed = if action {
+                parse_action(&text)
+            } else {
+                parse_uid(&text)
+            };
+            parsed.map_err(|m| ApiError::at(Code::InvalidField, field, m))
+        }
+        Some(Value::Object(mut map)) => {
+            let (mut map, field) = match map.remove("__entity") {
+                Some(Value::Object(inner)) if map.is_empty() => (inner, join(field, "__entity")),
+                Some(_) => {
+                    return Err(ApiError::at(
+                        Code::InvalidField,
+                        join(field, "__entity"),
+                        "must be the only key, holding an object with type and id",
+                    ));
+                }
+                None => (map, field.to_owned()),
+            };
+            let ty = string_field(map.remove("type"), &join(&field, "type"))?;
+            let id = string_field(map.remove("id"), &join(&field, "id"))?;
+            if let Some(unknown) = map.keys().next() {
+                return Err(ApiError::at(
+                    Code::InvalidField,
+                    join(&field, unknown),
+                    "unknown field (an entity reference has type and id)",
+                ));
+            }
+            uid_from_parts(&ty, &id)
+                .map_err(|m| ApiError::at(Code::InvalidField, join(&field, "type"), m))
+        }
+        Some(other) => Err(ApiError::at(
+            Code::InvalidField,
+            field,
+            format!(
+                "must be an entity reference like {example}, not {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+fn string_field(value: Option<Value>, field: &str) -> Result<String, ApiError> {
+    match value {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ApiError::at(Code::InvalidField, field, "is required")),
+        Some(other) => Err(ApiError::at(
+            Code::InvalidField,
+            field,
+            format!("must be a string, not {}", kind(&other)),
+        )),
+    }
+}
+
+fn entity_list(value: Option<Value>, field: &str) -> Result<Option<Value>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Array(_)) => Ok(Some(v)),
+        Some(other) => Err(ApiError::at(
+            Code::InvalidField,
+            field,
+            format!(
+                "must be a list of Cedar entities ({{uid, attrs, parents}}), not {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+// ----------------------------------------------------------------- out
+
+/// The answer to one question: Cedar's answer plus the revision it came from.
+#[derive(Debug, Serialize)]
+pub struct Decided<'a> {
+    pub decision: Decision,
+    pub reasons: &'a [String],
+    pub errors: &'a [PolicyError],
+    pub revision: &'a str,
+}
+
+impl<'a> Decided<'a> {
+    pub fn new(answer: &'a Answer, revision: &'a str) -> Self {
+        Decided {
+            decision: answer.decision,
+            reasons: &answer.reasons,
+            errors: &answer.errors,
+            revision,
+        }
+    }
+}
+
+/// One entry of a batch answer: the answer, or why there is none.
+#[derive(Debug)]
+pub enum Outcome {
+    Answer(Answer),
+    Error(ApiError),
+}
+
+impl From<Result<Answer, ApiError>> for Outcome {
+    fn from(r: Result<Answer, ApiError>) -> Self {
+        match r {
+            Ok(a) => Outcome::Answer(a),
+            Err(e) => Outcome::Error(e),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Outcome::Answer(a) => a.serialize(s),
+            Outcome::Error(e) => e.body().serialize(s),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchDecided<'a> {
+    pub responses: &'a [Outcome],
+    pub revision: &'a str,
+}
+
+/// `/v1/status`. Snapshot fields are null until a snapshot is active, so the
+/// endpoint answers (and says why it is not ready) from the first second.
+#[derive(Debug, Serialize)]
+pub struct Status<'a> {
+    pub ready: bool,
+    pub revision: Option<&'a str>,
+    pub loaded_at: Option<String>,
+    pub validation: Option<ValidationMode>,
+    pub policies: Option<usize>,
+    pub templates: Option<usize>,
+    pub entities: Option<usize>,
+    pub schema_files: Option<usize>,
+    pub started_at: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub max_body: usize,
+    pub max_batch: usize,
+}
+
+impl<'a> Status<'a> {
+    pub fn new(
+        ready: bool,
+        snapshot: Option<&'a Snapshot>,
+        started_at: SystemTime,
+        limits: Limits,
+    ) -> Self {
+        Status {
+            ready,
+            revision: snapshot.map(|s| s.revision()),
+            loaded_at: snapshot.map(|s| rfc3339(s.loaded_at())),
+            validation: snapshot.map(|s| s.validation()),
+            policies: snapshot.map(|s| s.policy_count()),
+            templates: snapshot.map(|s| s.template_count()),
+            entities: snapshot.map(|s| s.entity_count()),
+            schema_files: snapshot.map(|s| s.schema_files()),
+            started_at: rfc3339(started_at),
+            limits,
+        }
+    }
+}
+
+/// `/v1/policies`.
+#[derive(Debug, Serialize)]
+pub struct Policies<'a> {
+    pub revision: &'a str,
+    pub policies: &'a [PolicyInfo],
+}
+
+/// A JSON response. Serializing these types cannot fail (no maps with
+/// non-string keys), but if it ever did the client gets a 500, not a panic.
+pub fn respond(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => with_body(status, bytes),
+        Err(e) => {
+            tracing::error!("cannot serialize a response: {e}");
+            let e = ApiError::new(Code::Internal, "cannot serialize the response");
+            with_body(
+                e.status(),
+                serde_json::to_vec(&e.body()).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+/// The response for a refused request.
+pub fn refuse(error: &ApiError) -> Response<Body> {
+    respond(error.status(), &error.body())
+}
+
+fn with_body(status: StatusCode, mut bytes: Vec<u8>) -> Response<Body> {
+    bytes.push(b'\n');
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `2026-11-25T09:00:00.000Z`. The standard library has no calendar; this
+/// is the days-to-civil conversion from Howard Hinnant's date algorithms.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn field_of(r: Result<Item, ApiError>) -> (Code, String) {
+        let e = r.expect_err("should be refused");
+        (e.code, e.field.unwrap_or_default())
+    }
+
+    #[test]
+    fn both_reference_forms_give_the_same_query() {
+        let objects = json!({
+            "principal": {"type": "Member", "id": "ann"},
+            "action": {"type": "Action", "id": "ViewInbox"},
+            "resource": {"__entity": {"type": "Inbox", "id": "lobby"}},
+        });
+        let strings = json!({
+            "principal": "Member::\"ann\"",
+            "action": "ViewInbox",
+            "resource": "Inbox::\"lobby\"",
+            "context": null,
+        });
+        let a = parse_item(objects, "").unwrap();
+        let b = parse_item(strings, "").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.query.action.to_string(), r#"Action::"ViewInbox""#);
+        assert_eq!(a.query.context, json!({}));
+    }
+
+    #[test]
+    fn refusals_name_the_field_path() {
+        let ok = json!({"principal": "Member::\"a\"", "action": "V", "resource": "Inbox::\"b\""});
+        let with = |k: &str, v: Value| {
+            let mut o = ok.clone();
+            o[k] = v;
+            o
+        };
+        assert_eq!(
+            field_of(parse_item(with("principal", json!(5)), "requests[3]")),
+            (Code::InvalidField, "requests[3].principal".into())
+        );
+        assert_eq!(
+            field_of(parse_item(with("resource", json!("Inbox::b")), "")),
+            (Code::InvalidField, "resource".into())
+        );
+        assert_eq!(
+            field_of(parse_item(with("principal", json!({"type": "Member"})), "")),
+            (Code::InvalidField, "principal.id".into())
+        );
+        assert_eq!(
+            field_of(parse_item(with("context", json!([])), "")),
+            (Code::InvalidField, "context".into())
+        );
+        assert_eq!(
+            field_of(parse_item(with("entities", json!({})), "")),
+            (Code::InvalidField, "entities".into())
+        );
+        assert_eq!(
+            field_of(parse_item(with("contxt", json!({})), "")),
+            (Code::InvalidField, "contxt".into())
+        );
+        let mut missing = ok.clone();
+        missing.as_object_mut().unwrap().remove("action");
+        assert_eq!(
+            field_of(parse_item(missing, "")),
+            (Code::InvalidField, "action".into())
+        );
+    }
+
+    #[test]
+    fn batches_over_the_limit_are_refused_whole() {
+        let body = json!({"requests": [{}, {}, {}]});
+        assert_eq!(parse_batch(body.clone(), 3).unwrap().requests.len(), 3);
+        assert_eq!(parse_batch(body, 2).unwrap_err().code, Code::BatchTooLarge);
+        assert_eq!(
+            parse_batch(json!({"entities": []}), 2)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("requests")
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms);
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(at(1_700_000_000, 0)), "2023-11-14T22:13:20.000Z");
+        assert_eq!(rfc3339(at(1_795_597_200, 999)), "2026-11-25T09:00:00.999Z");
+    }
+}

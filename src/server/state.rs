@@ -1,0 +1,109 @@
+//! What every request shares: the settings and the current snapshot.
+//!
+//! The snapshot sits in an `ArcSwapOption` so the decision path takes it with
+//! one atomic load and no lock, and whoever loads a new one (the first load
+//! now, the hot-reload watcher later) publishes it with one atomic swap: a
+//! request in flight keeps the `Arc` it took and finishes on the snapshot it
+//! started with, while the next request sees the new one. `None` means "not
+//! loaded yet", which is what `/readyz` reports.
+//!
+//! The state is passed explicitly (an `Arc<State>` per connection), never
+//! kept in a global, so tests run several servers side by side.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+
+use crate::snapshot::Snapshot;
+
+/// How the server treats requests and connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body: usize,
+    /// Most items in one `/v1/batch_is_authorized` request.
+    pub max_batch: usize,
+    /// How long a client may take to send a request's headers, and then
+    /// its body; also how long a new connection may stay silent.
+    pub read_timeout: Duration,
+    /// How long shutdown waits for in-flight requests before closing their
+    /// connections anyway.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body: 1 << 20,
+            max_batch: 100,
+            read_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The state shared by every connection of one server.
+pub struct State {
+    config: Config,
+    current: ArcSwapOption<Snapshot>,
+    draining: AtomicBool,
+    started_at: SystemTime,
+}
+
+impl State {
+    /// A state with no snapshot yet: the server answers health checks and
+    /// reports itself not ready until one is published.
+    pub fn new(config: Config) -> Self {
+        State {
+            config,
+            current: ArcSwapOption::empty(),
+            draining: AtomicBool::new(false),
+            started_at: SystemTime::now(),
+        }
+    }
+
+    /// A state that is ready at once.
+    pub fn with_snapshot(config: Config, snapshot: Snapshot) -> Self {
+        let state = State::new(config);
+        state.publish(snapshot);
+        state
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The snapshot to answer from. Take it once per request (or batch) and
+    /// answer everything from that one `Arc`, so a publish in between cannot
+    /// mix two snapshots into one answer.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Makes `snapshot` the one new requests are answered from; returns the
+    /// one it replaces (requests still holding it finish on it).
+    pub fn publish(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
+        self.current.swap(Some(Arc::new(snapshot)))
+    }
+
+    /// True while a snapshot is active and the server is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining() && self.current.load().is_some()
+    }
+
+    /// True once shutdown has begun: `/readyz` then says 503 so a load
+    /// balancer stops sending new work while in-flight requests finish.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of `doorman serve`: the real binary (and, where a test
+//! must hold the state or shorten a timeout, the library server) on an
+//! ephemeral port, spoken to over HTTP.
+//!
+//! One test binary with modules rather than one file per area, so the
+//! helpers in `support` are compiled once and linking happens once.
+
+mod api;
+mod fixtures;
+mod lifecycle;
+mod support;
