@@ -1,9 +1,13 @@
-//! File watching for hot reload: tell the sidecar when its input files change.
+//! Hot reload: notice that input files changed, build a new snapshot off the
+//! request path, and publish it only if it loaded cleanly.
 //!
-//! The watcher only signals; it never loads. Whoever receives the signal
-//! builds a new snapshot off the request path and publishes it only if it
-//! loaded cleanly (see the server's reload task), so a broken edit can never
-//! replace a good snapshot.
+//! Two halves. The watcher only signals; it never loads. The [`Reloader`]
+//! does the loading, one attempt at a time, on a blocking thread (parsing
+//! and file I/O must not hold the async workers), and hands a snapshot to
+//! `publish` only when every file parsed and validated and the revision
+//! actually changed. A broken edit therefore never replaces anything: the
+//! last good snapshot keeps serving and the failure is recorded, with its
+//! diagnostics, for `/v1/status`.
 //!
 //! Shaped by how files really change in production:
 //! - editors save by writing a temp file and renaming it over the original,
@@ -18,10 +22,9 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, SystemTime};
 
 use notify_debouncer_full::notify::{
     self, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher,
@@ -31,7 +34,9 @@ use notify_debouncer_full::{
     new_debouncer_opt,
 };
 
-use crate::load::Sources;
+use crate::diag::Diagnostic;
+use crate::load::{LoadError, Sources, load};
+use crate::snapshot::Snapshot;
 
 /// How (and whether) to notice file changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +237,158 @@ fn relevant(event: &DebouncedEvent, roots: &[Root]) -> bool {
 /// Events for a directory reached through a symlink carry the resolved path.
 fn under_resolved(event_path: &Path, root: &Path) -> bool {
     std::fs::canonicalize(root).is_ok_and(|real| event_path.starts_with(real))
+}
+
+/// What one reload attempt did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A new snapshot is active.
+    Reloaded {
+        previous: Option<String>,
+        revision: String,
+    },
+    /// The files load cleanly and are what is already serving.
+    Unchanged { revision: String },
+    /// The files do not load; whatever was serving still is.
+    Failed {
+        active: Option<String>,
+        error: LoadError,
+    },
+}
+
+/// The reload history `/v1/status` reports.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    pub successes: u64,
+    pub failures: u64,
+    pub unchanged: u64,
+    /// When the last attempt finished, and what it did.
+    pub last_attempt: Option<(SystemTime, &'static str)>,
+    /// The last failure, until a later attempt finds the files good again.
+    pub last_error: Option<(SystemTime, LoadError)>,
+}
+
+/// Loads snapshots for a running server, one attempt at a time.
+pub struct Reloader {
+    sources: Sources,
+    /// Held across an attempt so two triggers (a file event and
+    /// `POST /v1/reload`) never load or publish concurrently.
+    serial: tokio::sync::Mutex<()>,
+    status: Mutex<ReloadStatus>,
+}
+
+impl Reloader {
+    pub fn new(sources: Sources) -> Self {
+        Reloader {
+            sources,
+            serial: tokio::sync::Mutex::new(()),
+            status: Mutex::new(ReloadStatus::default()),
+        }
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Loads the files on a blocking thread, without recording anything:
+    /// the start-up load, which decides whether the server runs at all.
+    pub async fn load_initial(&self) -> Result<Snapshot, LoadError> {
+        let _one_at_a_time = self.serial.lock().await;
+        self.load_blocking().await
+    }
+
+    /// One reload attempt. `current` gives the active snapshot (read after
+    /// the lock is taken, so it is never stale); `publish` makes a new one
+    /// active and is only called with a snapshot that loaded cleanly.
+    pub async fn reload(
+        &self,
+        current: impl FnOnce() -> Option<Arc<Snapshot>>,
+        publish: impl FnOnce(Snapshot),
+    ) -> Outcome {
+        let _one_at_a_time = self.serial.lock().await;
+        let active = current().map(|s| s.revision().to_owned());
+        let outcome = match self.load_blocking().await {
+            Ok(snapshot) if Some(snapshot.revision()) == active.as_deref() => Outcome::Unchanged {
+                revision: snapshot.revision().to_owned(),
+            },
+            Ok(snapshot) => {
+                let revision = snapshot.revision().to_owned();
+                publish(snapshot);
+                Outcome::Reloaded {
+                    previous: active,
+                    revision,
+                }
+            }
+            Err(error) => Outcome::Failed { active, error },
+        };
+        self.record(&outcome);
+        outcome
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    async fn load_blocking(&self) -> Result<Snapshot, LoadError> {
+        let sources = self.sources.clone();
+        tokio::task::spawn_blocking(move || load(&sources))
+            .await
+            .unwrap_or_else(|e| {
+                Err(LoadError {
+                    diagnostics: vec![Diagnostic::new(
+                        &self.sources.policies,
+                        0,
+                        0,
+                        format!("the loading task failed: {e}"),
+                    )],
+                    summary: String::new(),
+                })
+            })
+    }
+
+    fn record(&self, outcome: &Outcome) {
+        let now = SystemTime::now();
+        match outcome {
+            Outcome::Reloaded { previous, revision } => tracing::info!(
+                previous = previous.as_deref().unwrap_or("none"),
+                %revision,
+                "reloaded"
+            ),
+            Outcome::Unchanged { revision } => {
+                tracing::debug!(%revision, "reload: files unchanged")
+            }
+            Outcome::Failed { active, error } => {
+                for d in &error.diagnostics {
+                    tracing::error!("{}: {}", d.location(), d.message);
+                }
+                tracing::error!(
+                    active = active.as_deref().unwrap_or("none"),
+                    "reload failed, still serving the active revision: {error}"
+                );
+            }
+        }
+        let Ok(mut status) = self.status.lock() else {
+            return;
+        };
+        let result = match outcome {
+            Outcome::Reloaded { .. } => {
+                status.successes += 1;
+                status.last_error = None;
+                "reloaded"
+            }
+            Outcome::Unchanged { .. } => {
+                status.unchanged += 1;
+                status.last_error = None;
+                "unchanged"
+            }
+            Outcome::Failed { error, .. } => {
+                status.failures += 1;
+                status.last_error = Some((now, error.clone()));
+                "failed"
+            }
+        };
+        status.last_attempt = Some((now, result));
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //! the runtime while it parses. A model that fails to load ends the process
 //! with status 1 after logging every diagnostic, as `doorman check` would
 //! print them.
+//!
+//! With `--watch` on (the default) the file watcher starts before the first
+//! load, so an edit made while the model is still loading is not missed;
+//! its signals, and SIGHUP's, ask the state's reload task for an attempt.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -19,8 +23,8 @@ use tracing_subscriber::EnvFilter;
 use super::listen::{ListenAddr, Listener};
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
-use crate::load::{Sources, load};
-use crate::reload::parse_duration;
+use crate::load::Sources;
+use crate::reload::{Reloader, WatchMode, parse_duration, watch};
 
 /// Flags of `doorman serve`.
 #[derive(Debug, Clone, Args)]
@@ -41,6 +45,18 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Reload when policy, schema or entity files change: on, off, or
+    /// poll:INTERVAL (e.g. poll:2s) for file systems without events (NFS).
+    #[arg(long, value_name = "MODE", default_value = "on", value_parser = parse_watch)]
+    pub watch: (WatchMode, String),
+    /// How long file events must settle before a reload starts.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub reload_debounce: Duration,
+}
+
+/// Keeps the flag's text for `/v1/status` beside the parsed mode.
+fn parse_watch(s: &str) -> Result<(WatchMode, String), String> {
+    s.parse().map(|mode| (mode, s.to_owned()))
 }
 
 impl ServeArgs {
@@ -67,7 +83,7 @@ pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(load.sources(), args.listen.clone(), args.config()))
+    runtime.block_on(run(load.sources(), args.clone()))
 }
 
 fn init_tracing() {
@@ -80,7 +96,7 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn run(sources: Sources, listen: ListenAddr, config: Config) -> ExitCode {
+async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     // Before anything can take time, so a signal never meets the default
     // handler (which would kill the process without draining).
     let signals = match Signals::new() {
@@ -90,19 +106,35 @@ async fn run(sources: Sources, listen: ListenAddr, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match Listener::bind(&listen).await {
+    let listener = match Listener::bind(&args.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(address = %listen, "cannot listen: {e}");
+            tracing::error!(address = %args.listen, "cannot listen: {e}");
             return ExitCode::FAILURE;
         }
     };
     let address = listener.local_addr();
     tracing::info!(%address, "listening; loading policies");
 
-    let state = Arc::new(State::new(config));
+    let (mode, mode_text) = args.watch.clone();
+    let state = Arc::new(State::with_reloader(
+        args.config(),
+        Reloader::new(sources.clone()),
+        mode_text,
+    ));
+    let for_watcher = state.clone();
+    // Kept alive until the server stops; dropping it ends the watch.
+    let _watching = match watch(&sources, mode, args.reload_debounce, move || {
+        for_watcher.request_reload()
+    }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(first_load(sources, state.clone(), address, failed_tx));
+    tokio::spawn(first_load(state.clone(), address, failed_tx));
     let load_failed = async {
         // The sender is dropped without a word when the load succeeds.
         if failed_rx.await.is_err() {
@@ -112,22 +144,24 @@ async fn run(sources: Sources, listen: ListenAddr, config: Config) -> ExitCode {
     let mut exit = ExitCode::SUCCESS;
     let shutdown = async {
         tokio::select! {
-            () = signals.recv() => {}
+            () = signals.recv(&state) => {}
             () = load_failed => exit = ExitCode::FAILURE,
         }
     };
-    super::serve(listener, state, shutdown).await;
+    super::serve(listener, state.clone(), shutdown).await;
     exit
 }
 
 async fn first_load(
-    sources: Sources,
     state: Arc<State>,
     address: ListenAddr,
     failed: tokio::sync::oneshot::Sender<()>,
 ) {
-    match tokio::task::spawn_blocking(move || load(&sources)).await {
-        Ok(Ok(snapshot)) => {
+    let Some(reloader) = state.reloader() else {
+        return;
+    };
+    match reloader.load_initial().await {
+        Ok(snapshot) => {
             let (revision, policies, templates, entities, validation) = (
                 snapshot.revision().to_owned(),
                 snapshot.policy_count(),
@@ -144,19 +178,18 @@ async fn first_load(
                 templates,
                 entities,
                 %validation,
+                watch = state.watch(),
                 "serving"
             );
             drop(failed);
+            // Only now: a reload must never race the first publish.
+            state.reload_requests().await;
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             for d in &e.diagnostics {
                 tracing::error!("{}: {}", d.location(), d.message);
             }
             tracing::error!("cannot load the policies: {e}");
-            let _ = failed.send(());
-        }
-        Err(e) => {
-            tracing::error!("the loading task failed: {e}");
             let _ = failed.send(());
         }
     }
@@ -168,6 +201,8 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -178,18 +213,29 @@ impl Signals {
             Ok(Signals {
                 term: signal(SignalKind::terminate())?,
                 int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
         Ok(Signals {})
     }
 
-    async fn recv(mut self) {
+    /// Waits for a signal that ends the process; SIGHUP meanwhile asks for
+    /// a reload.
+    async fn recv(mut self, state: &State) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM received"),
-            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return tracing::info!("SIGTERM received"),
+                _ = self.int.recv() => return tracing::info!("SIGINT received"),
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading");
+                    state.request_reload();
+                }
+            }
         }
+        #[cfg(not(unix))]
+        let _ = state;
         #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -321,6 +321,74 @@ pub struct Status<'a> {
     pub schema_files: Option<usize>,
     pub started_at: String,
     pub limits: Limits,
+    /// Null when the server was not started from files.
+    pub reload: Option<ReloadView>,
+}
+
+/// The reload history in `/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct ReloadView {
+    /// `on`, `off` or `poll:INTERVAL`.
+    pub watch: String,
+    pub successes: u64,
+    pub failures: u64,
+    pub unchanged: u64,
+    pub last_attempt_at: Option<String>,
+    /// `reloaded`, `unchanged` or `failed`.
+    pub last_result: Option<&'static str>,
+    /// The last failure, until an attempt finds the files good again.
+    pub last_error: Option<ReloadError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReloadError {
+    pub at: String,
+    pub summary: String,
+    pub diagnostics: Vec<crate::diag::Diagnostic>,
+}
+
+/// The answer to `POST /v1/reload`.
+#[derive(Debug, Serialize)]
+pub struct Reloaded {
+    /// `reloaded`, `unchanged` or `failed`.
+    pub result: &'static str,
+    /// The revision serving after the attempt.
+    pub revision: Option<String>,
+    pub previous_revision: Option<String>,
+    pub summary: Option<String>,
+    pub diagnostics: Vec<crate::diag::Diagnostic>,
+}
+
+impl From<&crate::reload::Outcome> for Reloaded {
+    fn from(outcome: &crate::reload::Outcome) -> Self {
+        use crate::reload::Outcome;
+        let base = Reloaded {
+            result: "reloaded",
+            revision: None,
+            previous_revision: None,
+            summary: None,
+            diagnostics: Vec::new(),
+        };
+        match outcome {
+            Outcome::Reloaded { previous, revision } => Reloaded {
+                revision: Some(revision.clone()),
+                previous_revision: previous.clone(),
+                ..base
+            },
+            Outcome::Unchanged { revision } => Reloaded {
+                result: "unchanged",
+                revision: Some(revision.clone()),
+                ..base
+            },
+            Outcome::Failed { active, error } => Reloaded {
+                result: "failed",
+                revision: active.clone(),
+                summary: Some(error.to_string()),
+                diagnostics: error.diagnostics.clone(),
+                ..base
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -347,7 +415,29 @@ impl<'a> Status<'a> {
             schema_files: snapshot.map(|s| s.schema_files()),
             started_at: rfc3339(started_at),
             limits,
+            reload: None,
         }
+    }
+
+    /// Adds the reload history of a server started from files.
+    pub fn with_reloads(mut self, state: &super::state::State) -> Self {
+        self.reload = state.reloader().map(|r| {
+            let status = r.status();
+            ReloadView {
+                watch: state.watch().to_owned(),
+                successes: status.successes,
+                failures: status.failures,
+                unchanged: status.unchanged,
+                last_attempt_at: status.last_attempt.map(|(at, _)| rfc3339(at)),
+                last_result: status.last_attempt.map(|(_, result)| result),
+                last_error: status.last_error.map(|(at, e)| ReloadError {
+                    at: rfc3339(at),
+                    summary: e.to_string(),
+                    diagnostics: e.diagnostics,
+                }),
+            }
+        });
+        self
     }
 }
 

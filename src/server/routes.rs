@@ -1,6 +1,6 @@
 //! Which endpoint answers a request, and the read-only endpoints themselves.
 //!
-//! Six fixed paths do not need a router: a `match` on the path finds the
+//! Seven fixed paths do not need a router: a `match` on the path finds the
 //! endpoint, and the endpoint knows its one method, which is what a 405 and
 //! its `Allow` header are built from. The decision endpoints live in
 //! [`super::authorize`]; everything here only reads the state.
@@ -26,6 +26,7 @@ enum Route {
     Policies,
     IsAuthorized,
     BatchIsAuthorized,
+    Reload,
 }
 
 impl Route {
@@ -37,13 +38,16 @@ impl Route {
             "/v1/policies" => Route::Policies,
             "/v1/is_authorized" => Route::IsAuthorized,
             "/v1/batch_is_authorized" => Route::BatchIsAuthorized,
+            "/v1/reload" => Route::Reload,
             _ => return None,
         })
     }
 
     fn method(self) -> (Method, &'static str) {
         match self {
-            Route::IsAuthorized | Route::BatchIsAuthorized => (Method::POST, "POST"),
+            Route::IsAuthorized | Route::BatchIsAuthorized | Route::Reload => {
+                (Method::POST, "POST")
+            }
             _ => (Method::GET, "GET"),
         }
     }
@@ -91,7 +95,25 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
         Route::Policies => policies(&state),
         Route::IsAuthorized => authorize::single(state, request).await,
         Route::BatchIsAuthorized => authorize::batch(state, request).await,
+        Route::Reload => reload(&state).await,
     }
+}
+
+/// `POST /v1/reload`: one attempt, answered once it is over. 200 when the
+/// files are good (reloaded, or unchanged), 422 when they are not (the
+/// active snapshot keeps serving), so `curl -f` in a deploy script fails.
+async fn reload(state: &State) -> Response<Body> {
+    let Some(outcome) = state.reload().await else {
+        return json::refuse(&ApiError::new(
+            Code::NotFound,
+            "this server was not started from files, so it cannot reload",
+        ));
+    };
+    let status = match outcome {
+        crate::reload::Outcome::Failed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    json::respond(status, &json::Reloaded::from(&outcome))
 }
 
 fn readyz(state: &State) -> Response<Body> {
@@ -128,7 +150,8 @@ fn status(state: &State) -> Response<Body> {
             snapshot.as_deref(),
             state.started_at(),
             limits,
-        ),
+        )
+        .with_reloads(state),
     )
 }
 

@@ -7,6 +7,12 @@
 //! started with, while the next request sees the new one. `None` means "not
 //! loaded yet", which is what `/readyz` reports.
 //!
+//! Reloads go through the state's [`Reloader`] (when the server was started
+//! from files): file events and SIGHUP only *ask* for a reload through a
+//! `Notify`, which folds a burst of requests into one pending attempt, and a
+//! single task performs it; `POST /v1/reload` performs one directly and
+//! waits for its outcome. The reloader itself keeps attempts one at a time.
+//!
 //! The state is passed explicitly (an `Arc<State>` per connection), never
 //! kept in a global, so tests run several servers side by side.
 
@@ -15,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
 
+use crate::reload::{Outcome, Reloader};
 use crate::snapshot::Snapshot;
 
 /// How the server treats requests and connections.
@@ -50,6 +58,10 @@ pub struct State {
     current: ArcSwapOption<Snapshot>,
     draining: AtomicBool,
     started_at: SystemTime,
+    reloader: Option<Reloader>,
+    /// How files are watched (`on`, `off`, `poll:2s`), for `/v1/status`.
+    watch: String,
+    reload_wanted: Notify,
 }
 
 impl State {
@@ -61,6 +73,51 @@ impl State {
             current: ArcSwapOption::empty(),
             draining: AtomicBool::new(false),
             started_at: SystemTime::now(),
+            reloader: None,
+            watch: "off".to_owned(),
+            reload_wanted: Notify::new(),
+        }
+    }
+
+    /// A state (not ready yet) that can reload itself from files.
+    pub fn with_reloader(config: Config, reloader: Reloader, watch: impl Into<String>) -> Self {
+        State {
+            reloader: Some(reloader),
+            watch: watch.into(),
+            ..State::new(config)
+        }
+    }
+
+    pub fn reloader(&self) -> Option<&Reloader> {
+        self.reloader.as_ref()
+    }
+
+    pub fn watch(&self) -> &str {
+        &self.watch
+    }
+
+    /// One reload attempt, now; `None` when the server has no files to
+    /// reload from.
+    pub async fn reload(&self) -> Option<Outcome> {
+        let reloader = self.reloader.as_ref()?;
+        Some(
+            reloader
+                .reload(|| self.snapshot(), |s| drop(self.publish(s)))
+                .await,
+        )
+    }
+
+    /// Asks the reload task for an attempt; callable from any thread, and
+    /// requests made while one is running fold into one more attempt.
+    pub fn request_reload(&self) {
+        self.reload_wanted.notify_one();
+    }
+
+    /// Performs requested reloads until the process ends.
+    pub async fn reload_requests(&self) {
+        loop {
+            self.reload_wanted.notified().await;
+            self.reload().await;
         }
     }
 

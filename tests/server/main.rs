@@ -8,4 +8,5 @@
 mod api;
 mod fixtures;
 mod lifecycle;
+mod reload;
 mod support;
