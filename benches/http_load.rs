@@ -1,0 +1,330 @@
+//! `http_load`: the sidecar under load, over real loopback HTTP.
+//!
+//! Starts the release `doorman serve` on the bundled model on a free port,
+//! then drives it with keep-alive HTTP/1.1 connections (hyper's client, one
+//! task per connection, each sending its next request as soon as the last
+//! answer arrives) and reports requests/s and p50/p99/p99.9 latency for
+//! single decisions at 1, 8 and 64 connections and for batches of 100.
+//!
+//! Run it with `cargo bench --bench http_load`. `DOORMAN_LOAD_SECS` sets
+//! each scenario's measured duration (default 5); `DOORMAN_LOAD_CLIENT_THREADS`
+//! the client's worker threads (default 1, so that on a 2-core machine the
+//! server keeps a core). The load generator shares the machine with the
+//! server, so the numbers are a floor for what the server alone can do.
+//! Every answer is checked (status 200, the expected decision), so a
+//! server that answers fast but wrong fails the run instead of looking good.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+/// Requests on the bundled model with the decision each must get.
+fn requests() -> Vec<(Value, &'static str)> {
+    let q = |p: &str, a: &str, r: &str, c: Value| json!({"principal": p, "action": {"type": "Action", "id": a}, "resource": r, "context": c});
+    vec![
+        (
+            q(
+                "Member::\"acme-ada\"",
+                "ViewInbox",
+                "Inbox::\"acme-support\"",
+                json!({}),
+            ),
+            "allow",
+        ),
+        (
+            q(
+                "Member::\"acme-mia\"",
+                "ViewInbox",
+                "Inbox::\"acme-support\"",
+                json!({}),
+            ),
+            "allow",
+        ),
+        (
+            q(
+                "Member::\"acme-abe\"",
+                "RemoveTeamMember",
+                "Member::\"acme-mia\"",
+                json!({}),
+            ),
+            "allow",
+        ),
+        (
+            q(
+                "Member::\"acme-max\"",
+                "ModifyTeamMember",
+                "Member::\"acme-mia\"",
+                json!({}),
+            ),
+            "deny",
+        ),
+        (
+            q(
+                "Member::\"acme-max\"",
+                "ManageApiKeys",
+                "Company::\"acme\"",
+                json!({}),
+            ),
+            "deny",
+        ),
+        (
+            q(
+                "Member::\"acme-ada\"",
+                "ModifyBilling",
+                "Company::\"globex\"",
+                json!({}),
+            ),
+            "deny",
+        ),
+        (
+            q(
+                "Member::\"acme-max\"",
+                "InviteMember",
+                "Company::\"acme\"",
+                json!({"role": "agent"}),
+            ),
+            "allow",
+        ),
+        (
+            q(
+                "Member::\"acme-mia\"",
+                "ModifyBilling",
+                "Company::\"acme\"",
+                json!({}),
+            ),
+            "deny",
+        ),
+    ]
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    // Ask the OS for a free port, release it and hand it to the server.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_doorman"))
+        .args(["serve", "--listen", &addr.to_string(), "--watch", "off"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start doorman serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "doorman serve did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, addr }
+}
+
+struct Scenario {
+    name: String,
+    path: &'static str,
+    connections: usize,
+    /// Decisions per HTTP request (1, or the batch size).
+    per_request: usize,
+}
+
+struct Outcome {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+async fn connection(
+    addr: SocketAddr,
+    path: &'static str,
+    bodies: Arc<Vec<(Bytes, Vec<&'static str>)>>,
+    offset: usize,
+    until: Instant,
+    warmup_until: Instant,
+) -> Vec<Duration> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut i = offset;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return latencies;
+        }
+        let (body, expected) = &bodies[i % bodies.len()];
+        i += 1;
+        let request = Request::post(path)
+            .header("host", "doorman")
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let took = now.elapsed();
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+        check(&bytes, expected);
+        if now >= warmup_until {
+            latencies.push(took);
+        }
+    }
+}
+
+/// Every answer must carry the expected decision(s), in order.
+fn check(body: &[u8], expected: &[&str]) {
+    let v: Value = serde_json::from_slice(body).expect("JSON answer");
+    let got: Vec<&str> = match v.get("responses") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|r| r["decision"].as_str().unwrap_or("?"))
+            .collect(),
+        _ => vec![v["decision"].as_str().unwrap_or("?")],
+    };
+    assert_eq!(got, expected, "wrong decisions in {v}");
+}
+
+fn run(rt: &tokio::runtime::Runtime, addr: SocketAddr, s: &Scenario, secs: u64) -> Outcome {
+    let singles = requests();
+    let bodies: Vec<(Bytes, Vec<&'static str>)> = if s.per_request == 1 {
+        singles
+            .iter()
+            .map(|(q, d)| (Bytes::from(q.to_string()), vec![*d]))
+            .collect()
+    } else {
+        (0..singles.len())
+            .map(|start| {
+                let items: Vec<&(Value, &str)> = (0..s.per_request)
+                    .map(|k| &singles[(start + k) % singles.len()])
+                    .collect();
+                let body = json!({"requests": items.iter().map(|(q, _)| q).collect::<Vec<_>>()});
+                (
+                    Bytes::from(body.to_string()),
+                    items.iter().map(|(_, d)| *d).collect(),
+                )
+            })
+            .collect()
+    };
+    let bodies = Arc::new(bodies);
+    let start = Instant::now();
+    let warmup_until = start + Duration::from_secs(1);
+    let until = warmup_until + Duration::from_secs(secs);
+    let latencies = rt.block_on(async {
+        let tasks: Vec<_> = (0..s.connections)
+            .map(|c| {
+                tokio::spawn(connection(
+                    addr,
+                    s.path,
+                    bodies.clone(),
+                    c,
+                    until,
+                    warmup_until,
+                ))
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("connection task"));
+        }
+        all
+    });
+    Outcome {
+        latencies,
+        elapsed: until.saturating_duration_since(warmup_until),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // useful either: this target always runs its full measurement.
+    let secs: u64 = std::env::var("DOORMAN_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let threads: usize = std::env::var("DOORMAN_LOAD_CLIENT_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let server = start_server();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let scenarios = [1, 8, 64]
+        .into_iter()
+        .map(|c| Scenario {
+            name: format!("single, {c} conn"),
+            path: "/v1/is_authorized",
+            connections: c,
+            per_request: 1,
+        })
+        .chain([8].into_iter().map(|c| Scenario {
+            name: format!("batch of 100, {c} conn"),
+            path: "/v1/batch_is_authorized",
+            connections: c,
+            per_request: 100,
+        }))
+        .collect::<Vec<_>>();
+
+    println!(
+        "http_load: doorman serve at {} (bundled model), {secs}s per scenario after 1s warm-up, {threads} client thread(s), {} cores",
+        server.addr,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<24} {:>10} {:>13} {:>10} {:>10} {:>10}",
+        "scenario", "requests/s", "decisions/s", "p50", "p99", "p99.9"
+    );
+    for s in &scenarios {
+        let mut out = run(&rt, server.addr, s, secs);
+        out.latencies.sort_unstable();
+        let rps = out.latencies.len() as f64 / out.elapsed.as_secs_f64();
+        println!(
+            "{:<24} {:>10.0} {:>13.0} {:>10.1?} {:>10.1?} {:>10.1?}",
+            s.name,
+            rps,
+            rps * s.per_request as f64,
+            percentile(&out.latencies, 50.0),
+            percentile(&out.latencies, 99.0),
+            percentile(&out.latencies, 99.9),
+        );
+    }
+}
