@@ -65,7 +65,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which `authorize` uses for "deny":
+    // a typo in a flag must never read as a decision.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Check { load, format } => check(&load, format),
         Command::Authorize {
@@ -125,7 +137,13 @@ fn authorize(
     let snapshot = match load(&args.sources()) {
         Ok(s) => s,
         Err(e) => {
-            print_load_error(&e);
+            match format {
+                Format::Json => println!(
+                    "{:#}",
+                    serde_json::json!({"error": {"summary": e.summary, "diagnostics": e.diagnostics}})
+                ),
+                Format::Text => print_load_error(&e),
+            }
             return ExitCode::FAILURE;
         }
     };

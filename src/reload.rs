@@ -64,7 +64,11 @@ impl FromStr for WatchMode {
     }
 }
 
-/// Parses `250ms`, `2s`, `1m`.
+/// The longest duration a flag accepts: longer is a typo, and would
+/// overflow deadline arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `250ms`, `2s`, `1m` (at most a day).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
@@ -74,11 +78,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
         _ => return Err(format!("`{s}`: unit must be ms, s or m")),
     };
     if d.is_zero() {
         return Err(format!("`{s}`: must be more than zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("`{s}`: must be at most a day (24h)"));
     }
     Ok(d)
 }
@@ -168,7 +175,8 @@ fn spawn_loop<W: Watcher + Send + 'static, C: FileIdCache + Send + 'static>(
     stop: Arc<AtomicBool>,
     changed: impl Fn() + Send + 'static,
 ) -> Result<(), String> {
-    arm(&mut debouncer, &roots);
+    let mut armed = Vec::new();
+    arm(&mut debouncer, &roots, &mut armed);
     std::thread::Builder::new()
         .name("doorman-watch".into())
         .spawn(move || {
@@ -178,7 +186,7 @@ fn spawn_loop<W: Watcher + Send + 'static, C: FileIdCache + Send + 'static>(
                         if events.iter().any(|e| relevant(e, &roots)) {
                             // Re-arm first: a directory swapped through a
                             // symlink must be watched at its new target.
-                            arm(&mut debouncer, &roots);
+                            arm(&mut debouncer, &roots, &mut armed);
                             changed();
                         }
                     }
@@ -186,7 +194,7 @@ fn spawn_loop<W: Watcher + Send + 'static, C: FileIdCache + Send + 'static>(
                         for e in errors {
                             tracing::warn!(error = %e, "file watcher error");
                         }
-                        arm(&mut debouncer, &roots);
+                        arm(&mut debouncer, &roots, &mut armed);
                         changed();
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -201,22 +209,53 @@ fn spawn_loop<W: Watcher + Send + 'static, C: FileIdCache + Send + 'static>(
 
 /// (Re-)establishes the watches: each root itself (recursively when it is
 /// a directory) and its parent directory, which sees the root being
-/// replaced, deleted or re-created.
-fn arm<W: Watcher, C: FileIdCache>(debouncer: &mut Debouncer<W, C>, roots: &[Root]) {
-    for root in roots {
-        let _ = debouncer.unwatch(&root.path);
-        if root.path.is_dir()
-            && let Err(e) = debouncer.watch(&root.path, RecursiveMode::Recursive)
-        {
-            tracing::warn!(path = %root.path.display(), error = %e, "cannot watch");
-        }
-        if let Some(parent) = root.path.parent() {
-            let _ = debouncer.unwatch(parent);
-            if let Err(e) = debouncer.watch(parent, RecursiveMode::NonRecursive) {
-                tracing::warn!(path = %parent.display(), error = %e, "cannot watch");
-            }
+/// replaced, deleted or re-created. `armed` holds what the last call
+/// watched, so it can be let go first.
+fn arm<W: Watcher, C: FileIdCache>(
+    debouncer: &mut Debouncer<W, C>,
+    roots: &[Root],
+    armed: &mut Vec<PathBuf>,
+) {
+    for path in armed.drain(..) {
+        let _ = debouncer.unwatch(&path);
+    }
+    for (path, mode) in watch_set(roots) {
+        match debouncer.watch(&path, mode) {
+            Ok(()) => armed.push(path),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot watch"),
         }
     }
+}
+
+/// What to watch, each directory once: a path already inside a recursive
+/// watch is left to it (watching it again, non-recursively, would replace
+/// the recursive watch on it), and recursion wins over no recursion.
+fn watch_set(roots: &[Root]) -> Vec<(PathBuf, RecursiveMode)> {
+    let mut recursive: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| r.path.is_dir())
+        .map(|r| r.path.clone())
+        .collect();
+    recursive.sort();
+    recursive.dedup();
+    let outer: Vec<PathBuf> = recursive
+        .iter()
+        .filter(|p| !recursive.iter().any(|q| q != *p && p.starts_with(q)))
+        .cloned()
+        .collect();
+    let covered = |p: &Path| outer.iter().any(|q| p.starts_with(q));
+    let mut flat: Vec<PathBuf> = roots
+        .iter()
+        .filter_map(|r| r.path.parent().map(Path::to_path_buf))
+        .filter(|p| !covered(p))
+        .collect();
+    flat.sort();
+    flat.dedup();
+    outer
+        .into_iter()
+        .map(|p| (p, RecursiveMode::Recursive))
+        .chain(flat.into_iter().map(|p| (p, RecursiveMode::NonRecursive)))
+        .collect()
 }
 
 /// An event matters when it touches a root or something under it, and is
@@ -237,6 +276,41 @@ fn relevant(event: &DebouncedEvent, roots: &[Root]) -> bool {
 /// Events for a directory reached through a symlink carry the resolved path.
 fn under_resolved(event_path: &Path, root: &Path) -> bool {
     std::fs::canonicalize(root).is_ok_and(|real| event_path.starts_with(real))
+}
+
+/// Loads, but only trusts a load during which no input file changed: a
+/// file written in place (truncate, then write) can be read half-written,
+/// and half a policy file is often still valid Cedar. A load that raced a
+/// write is done again once the files hold still.
+fn load_settled(sources: &Sources) -> Result<Snapshot, LoadError> {
+    const ATTEMPTS: usize = 5;
+    let mut before = signature(sources);
+    for _ in 1..ATTEMPTS {
+        let result = load(sources);
+        let after = signature(sources);
+        if after == before {
+            return result;
+        }
+        tracing::debug!("input files changed while loading; loading again");
+        std::thread::sleep(Duration::from_millis(50));
+        before = signature(sources);
+    }
+    load(sources)
+}
+
+/// Path, length and modification time of every input file.
+fn signature(sources: &Sources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    std::iter::once(&sources.policies)
+        .chain(sources.schema.iter())
+        .chain(sources.entities.iter())
+        .flat_map(|root| crate::load::list_files(root, |_| true).unwrap_or_default())
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (path, len, modified)
+        })
+        .collect()
 }
 
 /// What one reload attempt did.
@@ -299,21 +373,45 @@ impl Reloader {
 
     /// One reload attempt. `current` gives the active snapshot (read after
     /// the lock is taken, so it is never stale); `publish` makes a new one
-    /// active and is only called with a snapshot that loaded cleanly.
+    /// active, returning the one it replaced, and is only called with a
+    /// snapshot that loaded cleanly.
     pub async fn reload(
         &self,
         current: impl FnOnce() -> Option<Arc<Snapshot>>,
-        publish: impl FnOnce(Snapshot),
+        publish: impl FnOnce(Snapshot) -> Option<Arc<Snapshot>>,
     ) -> Outcome {
         let _one_at_a_time = self.serial.lock().await;
-        let active = current().map(|s| s.revision().to_owned());
-        let outcome = match self.load_blocking().await {
+        let current = current();
+        let active = current.as_ref().map(|s| s.revision().to_owned());
+        let active_policies = current.map_or(0, |s| s.policies().len());
+        let loaded = self.load_blocking().await.and_then(|snapshot| {
+            // A directory caught empty half-way through a non-atomic deploy
+            // would otherwise turn a working sidecar into deny-everything.
+            if snapshot.policies().is_empty() && active_policies > 0 {
+                Err(LoadError {
+                    diagnostics: vec![Diagnostic::new(
+                        &self.sources.policies,
+                        0,
+                        0,
+                        format!(
+                            "no policies found; refusing to replace the {active_policies} serving \
+                             policies with none (restart to serve an empty set on purpose)"
+                        ),
+                    )],
+                    summary: snapshot.summary(),
+                })
+            } else {
+                Ok(snapshot)
+            }
+        });
+        let mut replaced = None;
+        let outcome = match loaded {
             Ok(snapshot) if Some(snapshot.revision()) == active.as_deref() => Outcome::Unchanged {
                 revision: snapshot.revision().to_owned(),
             },
             Ok(snapshot) => {
                 let revision = snapshot.revision().to_owned();
-                publish(snapshot);
+                replaced = publish(snapshot);
                 Outcome::Reloaded {
                     previous: active,
                     revision,
@@ -322,6 +420,11 @@ impl Reloader {
             Err(error) => Outcome::Failed { active, error },
         };
         self.record(&outcome);
+        // Freeing a large store takes a while: not on an async worker. (A
+        // request still holding it frees it when it finishes instead.)
+        if let Some(old) = replaced {
+            drop(tokio::task::spawn_blocking(move || drop(old)));
+        }
         outcome
     }
 
@@ -331,7 +434,7 @@ impl Reloader {
 
     async fn load_blocking(&self) -> Result<Snapshot, LoadError> {
         let sources = self.sources.clone();
-        tokio::task::spawn_blocking(move || load(&sources))
+        tokio::task::spawn_blocking(move || load_settled(&sources))
             .await
             .unwrap_or_else(|e| {
                 Err(LoadError {
@@ -410,6 +513,32 @@ mod tests {
         assert!("poll:".parse::<WatchMode>().is_err());
         assert!("poll:0s".parse::<WatchMode>().is_err());
         assert!("sometimes".parse::<WatchMode>().is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("307445734561825861m").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("25h").is_err());
+    }
+
+    #[test]
+    fn nested_roots_are_watched_once_recursively() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let m = dir.path().join("m");
+        std::fs::create_dir_all(m.join("sub")).expect("mkdir");
+        let roots = [m.clone(), m.join("s.cedarschema"), m.join("sub")]
+            .into_iter()
+            .map(|path| Root { path })
+            .collect::<Vec<_>>();
+        assert_eq!(
+            watch_set(&roots),
+            vec![
+                (m.clone(), RecursiveMode::Recursive),
+                (dir.path().to_path_buf(), RecursiveMode::NonRecursive),
+            ]
+        );
     }
 
     #[test]

@@ -29,6 +29,14 @@ use super::state::Config;
 /// the connection.
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
+/// Most a body buffer reserves before its bytes arrive.
+const PREALLOCATE: u64 = 64 * 1024;
+
+/// A deadline for a timeout too long to add to now: a year from now.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
 /// Reads the whole body of `request`.
 pub async fn read(request: Request<Incoming>, config: &Config) -> Result<Bytes, ApiError> {
     let max = config.max_body;
@@ -38,8 +46,12 @@ pub async fn read(request: Request<Incoming>, config: &Config) -> Result<Bytes, 
         drain(body, &parts.headers, max);
         return Err(too_large(max));
     }
-    let deadline = Instant::now() + config.read_timeout;
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    let deadline = Instant::now()
+        .checked_add(config.read_timeout)
+        .unwrap_or_else(far_future);
+    // The declared length is the client's word, not memory to hand out:
+    // reserve a little and let the buffer grow with what actually arrives.
+    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n.min(PREALLOCATE) as usize));
     loop {
         let frame = match timeout_at(deadline, body.frame()).await {
             Err(_) => {

@@ -83,7 +83,11 @@ pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(load.sources(), args.clone()))
+    let exit = runtime.block_on(run(load.sources(), args.clone()));
+    // A load still parsing on the blocking pool (say, a huge entity file)
+    // must not hold the exit past the promised bound.
+    runtime.shutdown_timeout(args.shutdown_timeout);
+    exit
 }
 
 fn init_tracing() {

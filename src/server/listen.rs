@@ -200,10 +200,16 @@ pub mod unix {
                 io::ErrorKind::AddrInUse,
                 format!("another server is listening on {}", path.display()),
             )),
-            Err(_) => {
+            // Only a refused connection proves nobody listens; permission
+            // denied or a full backlog may well be a live server.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 tracing::info!("removing stale socket {}", path.display());
                 remove(path).await
             }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("{} may be in use ({e}); not removing it", path.display()),
+            )),
         }
     }
 }

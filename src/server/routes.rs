@@ -95,15 +95,21 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
         Route::Policies => policies(&state),
         Route::IsAuthorized => authorize::single(state, request).await,
         Route::BatchIsAuthorized => authorize::batch(state, request).await,
-        Route::Reload => reload(&state).await,
+        Route::Reload => reload(state).await,
     }
 }
 
 /// `POST /v1/reload`: one attempt, answered once it is over. 200 when the
 /// files are good (reloaded, or unchanged), 422 when they are not (the
 /// active snapshot keeps serving), so `curl -f` in a deploy script fails.
-async fn reload(state: &State) -> Response<Body> {
-    let Some(outcome) = state.reload().await else {
+async fn reload(state: Arc<State>) -> Response<Body> {
+    // Its own task: a client that hangs up must not cancel an attempt
+    // half-way (nothing published, nothing recorded).
+    let attempt = tokio::spawn(async move { state.reload().await });
+    let Ok(outcome) = attempt.await else {
+        return json::refuse(&ApiError::new(Code::Internal, "the reload task failed"));
+    };
+    let Some(outcome) = outcome else {
         return json::refuse(&ApiError::new(
             Code::NotFound,
             "this server was not started from files, so it cannot reload",

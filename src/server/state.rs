@@ -102,7 +102,7 @@ impl State {
         let reloader = self.reloader.as_ref()?;
         Some(
             reloader
-                .reload(|| self.snapshot(), |s| drop(self.publish(s)))
+                .reload(|| self.snapshot(), |s| self.publish(s))
                 .await,
         )
     }

@@ -610,3 +610,20 @@ async fn read_only_endpoints_describe_the_snapshot() {
     assert_eq!(field(start, "policies").as_deref(), Some("6"));
     assert_eq!(field(start, "entities").as_deref(), Some("8"));
 }
+
+#[tokio::test]
+async fn a_huge_declared_length_under_a_huge_limit_allocates_nothing_up_front() {
+    // The limit allows it, but the bytes never come: the server must not
+    // reserve 90 GB on the client's word (that aborted the process once).
+    let server = Process::start(&["--max-body", "100000000000", "--read-timeout", "1s"]);
+    let mut conn = server.connect().await;
+    conn.write(b"POST /v1/is_authorized HTTP/1.1\r\nhost: x\r\ncontent-length: 90000000000\r\n\r\n{\"principal\"")
+        .await;
+    let r = conn
+        .read_response()
+        .await
+        .expect("an answer, not a dead server");
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+    let mut fresh = server.connect().await;
+    assert_eq!(fresh.get("/healthz").await.status, 200);
+}
