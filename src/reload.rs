@@ -330,6 +330,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// `reloaded`, `unchanged` or `failed`: the name status and logs use.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Reloaded { .. } => "reloaded",
+            Outcome::Unchanged { .. } => "unchanged",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// The reload history `/v1/status` reports.
 #[derive(Debug, Clone, Default)]
 pub struct ReloadStatus {
@@ -473,24 +484,21 @@ impl Reloader {
         let Ok(mut status) = self.status.lock() else {
             return;
         };
-        let result = match outcome {
+        match outcome {
             Outcome::Reloaded { .. } => {
                 status.successes += 1;
                 status.last_error = None;
-                "reloaded"
             }
             Outcome::Unchanged { .. } => {
                 status.unchanged += 1;
                 status.last_error = None;
-                "unchanged"
             }
             Outcome::Failed { error, .. } => {
                 status.failures += 1;
                 status.last_error = Some((now, error.clone()));
-                "failed"
             }
-        };
-        status.last_attempt = Some((now, result));
+        }
+        status.last_attempt = Some((now, outcome.as_str()));
     }
 }
 

@@ -134,7 +134,7 @@ fn overlay(snapshot: &Snapshot, entities: Value, path: &str) -> Result<Overlay, 
     Overlay::parse(entities, snapshot.schema()).map_err(|e| {
         ApiError::at(
             Code::InvalidEntities,
-            prefixed(path, &format!("entities[{}]", e.index)),
+            json::join(path, &format!("entities[{}]", e.index)),
             e.message,
         )
     })
@@ -146,13 +146,5 @@ fn query_error(e: QueryError, path: &str) -> ApiError {
     } else {
         Code::InvalidRequest
     };
-    ApiError::at(code, prefixed(path, &e.field), e.message)
-}
-
-fn prefixed(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
+    ApiError::at(code, json::join(path, &e.field), e.message)
 }

@@ -235,7 +235,9 @@ fn entity_list(value: Option<Value>, field: &str) -> Result<Option<Value>, ApiEr
     }
 }
 
-fn join(path: &str, field: &str) -> String {
+/// `field` inside `path` (`requests[2]` + `principal`): how every error
+/// names the part of a request at fault.
+pub fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
     } else {
@@ -363,7 +365,7 @@ impl From<&crate::reload::Outcome> for Reloaded {
     fn from(outcome: &crate::reload::Outcome) -> Self {
         use crate::reload::Outcome;
         let base = Reloaded {
-            result: "reloaded",
+            result: outcome.as_str(),
             revision: None,
             previous_revision: None,
             summary: None,
@@ -376,12 +378,10 @@ impl From<&crate::reload::Outcome> for Reloaded {
                 ..base
             },
             Outcome::Unchanged { revision } => Reloaded {
-                result: "unchanged",
                 revision: Some(revision.clone()),
                 ..base
             },
             Outcome::Failed { active, error } => Reloaded {
-                result: "failed",
                 revision: active.clone(),
                 summary: Some(error.to_string()),
                 diagnostics: error.diagnostics.clone(),
