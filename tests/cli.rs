@@ -9,7 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::copy_dir;
 use doorman::{Query, Sources, ValidationMode, load};
+
+mod common;
 
 const MINI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mini");
 
@@ -70,19 +73,6 @@ impl Model {
             schema: Some(self.path("schema")),
             entities: vec![self.path("entities")],
             validation: ValidationMode::Strict,
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).expect("copy");
         }
     }
 }

@@ -5,6 +5,9 @@
 //! One test binary with modules rather than one file per area, so the
 //! helpers in `support` are compiled once and linking happens once.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod api;
 mod fixtures;
 mod lifecycle;

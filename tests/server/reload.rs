@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 use super::support::{Conn, Process, allow, deny, load_flags, model_dir, query, verdict};
+use crate::common::copy_dir;
 
 const EXTRA: &str =
     "@id(\"inbox.view-any\")\npermit (principal, action == Action::\"ViewInbox\", resource);\n";
@@ -55,19 +56,6 @@ impl Workdir {
         let mut args = load_flags(&self.sources());
         args.extend(extra.iter().map(|s| s.to_string()));
         Process::start_with(&args)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).expect("copy");
-        }
     }
 }
 
