@@ -527,9 +527,7 @@ async fn fifty_rewrites_under_load_fail_no_request_and_never_mix_snapshots() {
         assert!(answered > 0);
         total += answered;
         for (revision, v) in seen {
-            let first = revisions
-                .entry(revision.clone())
-                .or_insert_with(|| v.clone());
+            let first = revisions.entry(revision.clone()).or_insert(v);
             assert_eq!(
                 *first, v,
                 "revision {revision} answered two ways across clients"
