@@ -359,3 +359,28 @@ fn revision_is_stable_and_changes_with_any_input_byte() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_are_walked_once_and_dangling_policy_links_are_errors() {
+    use std::os::unix::fs::symlink;
+    let m = Model::new();
+    symlink(".", m.path("policies/loop")).expect("link");
+    symlink("..", m.path("policies/more/up")).expect("link");
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 policies"), "each policy once: {out}");
+
+    symlink("/nonexistent/guard.cedar", m.path("policies/zguard.cedar")).expect("link");
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("policies/zguard.cedar: cannot read"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_1_not_the_deny_code() {
+    let (code, out) = Model::new().run(&["authorize", "--principal", "Member::\"acme-ada\""]);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = Model::new().run(&["check", "--validation", "bogus"]);
+    assert_eq!(code, 1, "{out}");
+}

@@ -434,10 +434,7 @@ impl<'b> Worlds<'b> {
 fn expand(paths: &[PathBuf]) -> Option<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        let found = list_files(path, |name| {
-            name.ends_with(".json") || name.ends_with(".yaml") || name.ends_with(".yml")
-        })
-        .ok()?;
+        let found = list_files(path, crate::load::is_entity_file).ok()?;
         for f in found {
             files.push(f.canonicalize().ok()?);
         }

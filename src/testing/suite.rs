@@ -448,7 +448,7 @@ fn parse_cedar(path: &Path, text: &str) -> Result<Suite, Vec<Diagnostic>> {
             format!("not a Cedar test file (a JSON array of test cases): {e}"),
         )]
     })?;
-    let lines = json_item_lines(text);
+    let lines = crate::load::item_lines(text, false);
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut diags = Vec::new();
     let mut cases = Vec::new();
@@ -513,50 +513,6 @@ fn parse_cedar(path: &Path, text: &str) -> Result<Suite, Vec<Diagnostic>> {
         kind: Kind::Cedar,
         cases,
     })
-}
-
-/// The 1-based line on which each element of a top-level JSON array starts.
-/// Only called on text serde_json already accepted, so the scan can be naive
-/// about everything but strings.
-fn json_item_lines(text: &str) -> Vec<usize> {
-    let (mut depth, mut line) = (0usize, 1usize);
-    let (mut in_string, mut escaped, mut expecting_item) = (false, false, false);
-    let mut lines = Vec::new();
-    for ch in text.chars() {
-        if in_string {
-            match (escaped, ch) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if ch == '\n' {
-            line += 1;
-            continue;
-        }
-        if ch.is_whitespace() {
-            continue;
-        }
-        if depth == 1 && expecting_item && ch != ']' {
-            lines.push(line);
-            expecting_item = false;
-        }
-        match ch {
-            '"' => in_string = true,
-            '[' | '{' => {
-                depth += 1;
-                if depth == 1 {
-                    expecting_item = true;
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            ',' if depth == 1 => expecting_item = true,
-            _ => {}
-        }
-    }
-    lines
 }
 
 #[cfg(test)]
@@ -654,6 +610,6 @@ mod tests {
     #[test]
     fn json_item_lines_skip_brackets_inside_strings() {
         let text = "[\n {\"a\": \"[{\"},\n\n {\"b\": [1, {\"c\": 2}]}\n]";
-        assert_eq!(json_item_lines(text), vec![2, 4]);
+        assert_eq!(crate::load::item_lines(text, false), vec![2, 4]);
     }
 }

@@ -627,3 +627,58 @@ async fn a_huge_declared_length_under_a_huge_limit_allocates_nothing_up_front() 
     let mut fresh = server.connect().await;
     assert_eq!(fresh.get("/healthz").await.status, 200);
 }
+
+/// An agent moved to another company by a request entity: its stored calls
+/// still carry the old company among their closed ancestors, so answering
+/// from them would let the old company in. doorman refuses that request
+/// (naming what to send along) and answers it once the calls come too.
+#[tokio::test]
+async fn a_request_entity_that_moves_a_stored_parent_is_refused_not_misanswered() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bundled = doorman::Sources {
+        policies: root.join("policies"),
+        schema: Some(root.join("schema")),
+        entities: vec![root.join("fixtures/entities")],
+        validation: doorman::ValidationMode::Strict,
+    };
+    let server = Process::start_with(&load_flags(&bundled));
+    let mut conn = server.connect().await;
+    let moved_agent = json!({"uid": {"type": "Agent", "id": "acme-ivy"},
+        "attrs": {"company": {"type": "Company", "id": "globex"}},
+        "parents": [{"type": "Company", "id": "globex"}]});
+    let call = json!({"uid": {"type": "Call", "id": "acme-ivy-call-1"},
+        "attrs": {"company": {"type": "Company", "id": "acme"}, "has_recording": true},
+        "parents": [{"type": "Agent", "id": "acme-ivy"}]});
+    let ask = |entities: Value| {
+        json!({"principal": "Member::\"acme-ada\"", "action": "ViewCall",
+               "resource": "Call::\"acme-ivy-call-1\"", "entities": entities})
+    };
+
+    let r = conn.post("/v1/is_authorized", &ask(json!([]))).await;
+    assert_eq!(
+        verdict(&r.json()).0,
+        "allow",
+        "as stored, acme's admin sees acme's call"
+    );
+
+    let r = conn
+        .post("/v1/is_authorized", &ask(json!([moved_agent])))
+        .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let (code, field) = r.error();
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("invalid_entities", Some("entities"))
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Call::\"acme-ivy-call-1\"")
+    );
+
+    let r = conn
+        .post("/v1/is_authorized", &ask(json!([moved_agent, call])))
+        .await;
+    assert_eq!(verdict(&r.json()), deny(&["guardrail.tenant-isolation"]));
+}
