@@ -10,11 +10,12 @@
 
 use std::str::FromStr;
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, EntityUid, Request};
+use cedar_policy::{Context, Decision as CedarDecision, EntityUid, Request, RestrictedExpression};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::entities::{Overlay, context_uids, request_view};
+use crate::entities::{Overlay, ancestors_through, context_uids, request_view};
+use crate::slice::{self, Scope};
 use crate::snapshot::{Snapshot, ValidationMode};
 
 /// One authorization question.
@@ -113,12 +114,37 @@ pub fn parse_action(text: &str) -> Result<EntityUid, String> {
 
 /// Builds a UID from a type name and an id (any string is a valid id).
 pub fn uid_from_parts(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let ty = cedar_policy::EntityTypeName::from_str(type_name)
+    let ty = entity_type(type_name)
         .map_err(|e| format!("`{type_name}` is not an entity type name: {e}"))?;
     Ok(EntityUid::from_type_name_and_id(
         ty,
         cedar_policy::EntityId::new(id),
     ))
+}
+
+/// Parses an entity type name, remembering it per thread: every request
+/// names three or more, they are few, and each parse runs Cedar's full
+/// grammar (about a tenth of a decision). Only names that parse are kept,
+/// and at most `KEPT` of them, so a client inventing names cannot grow it.
+pub(crate) fn entity_type(text: &str) -> Result<cedar_policy::EntityTypeName, String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const KEPT: usize = 256;
+    thread_local! {
+        static NAMES: RefCell<HashMap<String, cedar_policy::EntityTypeName>> =
+            RefCell::new(HashMap::new());
+    }
+    if let Some(known) = NAMES.with(|n| n.borrow().get(text).cloned()) {
+        return Ok(known);
+    }
+    let parsed = cedar_policy::EntityTypeName::from_str(text).map_err(|e| e.to_string())?;
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if n.len() < KEPT {
+            n.insert(text.to_owned(), parsed.clone());
+        }
+    });
+    Ok(parsed)
 }
 
 impl Snapshot {
@@ -130,30 +156,76 @@ impl Snapshot {
     /// Answers `query` with request-scoped entities layered over the stored
     /// ones (earlier layers win). Without layers the stored entities are used
     /// as they are; with layers only what the request reaches is assembled.
+    ///
+    /// Either way only the policies whose scope can match are evaluated
+    /// (see [`crate::slice`]); the request's ancestors come from the same
+    /// entities Cedar evaluates against, so the slice is exact.
     pub fn decide_with(&self, query: &Query, layers: &[&Overlay]) -> Result<Answer, QueryError> {
         let request = self.request(query)?;
         let layers: Vec<&Overlay> = layers.iter().copied().filter(|l| !l.is_empty()).collect();
-        let response = if layers.is_empty() {
-            Authorizer::new().is_authorized(&request, &self.policies, &self.entities)
+        let responses = if layers.is_empty() {
+            let scope = Scope::in_store(
+                &self.entities,
+                &query.principal,
+                &query.action,
+                &query.resource,
+            );
+            let buckets = self.slices.select(&scope);
+            slice::authorize(&request, &buckets, &self.entities)
         } else {
+            let ancestors = |uid| ancestors_through(&self.entities, &layers, uid);
+            let (pa, aa, ra) = (
+                ancestors(&query.principal),
+                ancestors(&query.action),
+                ancestors(&query.resource),
+            );
+            let scope = Scope {
+                action: &query.action,
+                action_ancestors: aa.iter().collect(),
+                principal: &query.principal,
+                principal_ancestors: pa.iter().collect(),
+                resource: &query.resource,
+                resource_ancestors: ra.iter().collect(),
+            };
+            let buckets = self.slices.select(&scope);
             let mut roots = vec![
                 query.principal.clone(),
                 query.action.clone(),
                 query.resource.clone(),
             ];
             context_uids(&query.context, &mut roots);
-            let view = request_view(
-                &self.entities,
-                &layers,
-                roots.iter().chain(self.policy_literals.iter()),
-            )
-            .map_err(|m| QueryError::new("entities", m))?;
-            Authorizer::new().is_authorized(&request, &self.policies, &view)
+            // Only the literals of policies that will run: with thousands of
+            // tenant policies the whole list would be thousands of roots.
+            let literals = buckets.iter().flat_map(|b| b.literals());
+            let view = request_view(&self.entities, &layers, roots.iter().chain(literals))
+                .map_err(|m| QueryError::new("entities", m))?;
+            slice::authorize(&request, &buckets, &view)
         };
-        Ok(self.answer(&response))
+        Ok(self.answer(&responses))
     }
 
     fn request(&self, query: &Query) -> Result<Request, QueryError> {
+        // Cedar's schema-directed context parser costs microseconds per
+        // value (it tries each value as an extension escape first, building
+        // an error each time): more than the policies a request evaluates.
+        // A context of plain JSON values is built directly instead; if the
+        // schema's request validation then accepts it, the schema-directed
+        // parser would have read every value the same way (strings stay
+        // strings unless the schema asks for an entity or extension type,
+        // and then validation refuses the plain string). Anything else
+        // takes the documented path below, errors and all.
+        if let Some(schema) = &self.schema
+            && let Some(context) = plain_context(&query.context)
+            && let Ok(request) = Request::new(
+                query.principal.clone(),
+                query.action.clone(),
+                query.resource.clone(),
+                context,
+                Some(schema),
+            )
+        {
+            return Ok(request);
+        }
         let context = self.context(query)?;
         let schema = match self.validation {
             ValidationMode::Off => None,
@@ -166,7 +238,7 @@ impl Snapshot {
             context,
             schema,
         )
-        .map_err(|e| QueryError::new(request_field(&e.to_string()), e.to_string()))
+        .map_err(|e| QueryError::new(request_field(&e, query), e.to_string()))
     }
 
     fn context(&self, query: &Query) -> Result<Context, QueryError> {
@@ -198,17 +270,18 @@ impl Snapshot {
             .is_some_and(|s| s.actions().any(|a| a == action))
     }
 
-    fn answer(&self, response: &cedar_policy::Response) -> Answer {
+    /// One answer from the buckets' responses: reasons and errors in load
+    /// order, each once (a policy filed under two of a request's action
+    /// groups runs twice, with the same result).
+    fn answer(&self, responses: &[cedar_policy::Response]) -> Answer {
         let order = |id: &str| self.by_id.get(id).copied().unwrap_or(usize::MAX);
-        let mut reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect();
+        let merged = slice::merge(responses);
+        let mut reasons: Vec<String> = merged.reasons.iter().map(|id| id.to_string()).collect();
         reasons.sort_by_key(|id| order(id));
-        let mut errors: Vec<PolicyError> = response
-            .diagnostics()
-            .errors()
+        reasons.dedup();
+        let mut errors: Vec<PolicyError> = merged
+            .errors
+            .iter()
             .map(|e| match e {
                 cedar_policy::AuthorizationError::PolicyEvaluationError(err) => PolicyError {
                     policy: err.policy_id().to_string(),
@@ -217,8 +290,9 @@ impl Snapshot {
             })
             .collect();
         errors.sort_by_key(|e| order(&e.policy));
+        errors.dedup();
         Answer {
-            decision: match response.decision() {
+            decision: match merged.decision {
                 CedarDecision::Allow => Decision::Allow,
                 CedarDecision::Deny => Decision::Deny,
             },
@@ -228,16 +302,57 @@ impl Snapshot {
     }
 }
 
-/// Which request field a Cedar request-validation message is about.
-fn request_field(message: &str) -> &'static str {
-    let m = message.to_ascii_lowercase();
-    if m.contains("principal") {
-        "principal"
-    } else if m.contains("resource") {
-        "resource"
-    } else if m.contains("context") {
-        "context"
-    } else {
-        "action"
+/// `value` as a Cedar context when it holds only plain JSON: booleans,
+/// integers, strings, arrays and objects without Cedar's `__entity` /
+/// `__extn` escapes. `None` for anything a schema could read otherwise.
+fn plain_context(value: &Value) -> Option<Context> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    let pairs = map
+        .iter()
+        .map(|(k, v)| Some((k.clone(), plain_value(v)?)))
+        .collect::<Option<Vec<_>>>()?;
+    Context::from_pairs(pairs).ok()
+}
+
+fn plain_value(value: &Value) -> Option<RestrictedExpression> {
+    Some(match value {
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Array(items) => RestrictedExpression::new_set(
+            items.iter().map(plain_value).collect::<Option<Vec<_>>>()?,
+        ),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.starts_with("__")) {
+                return None;
+            }
+            RestrictedExpression::new_record(
+                map.iter()
+                    .map(|(k, v)| Some((k.clone(), plain_value(v)?)))
+                    .collect::<Option<Vec<_>>>()?,
+            )
+            .ok()?
+        }
+        Value::Null => return None,
+    })
+}
+
+/// Which request field a Cedar request-validation error is about.
+fn request_field(e: &cedar_policy::RequestValidationError, query: &Query) -> &'static str {
+    use cedar_policy::RequestValidationError as E;
+    match e {
+        E::UndeclaredAction(_) | E::ExternalAction(_) => "action",
+        E::UndeclaredPrincipalType(_) | E::InvalidPrincipalType(_) => "principal",
+        E::UndeclaredResourceType(_) | E::InvalidResourceType(_) => "resource",
+        E::InvalidContext(_) | E::TypeOfContext(_) => "context",
+        // An enumerated entity (such as `Role::"admni"`) with an id the
+        // schema does not list: the error names it, so see which one it is.
+        E::InvalidEnumEntity(_) if !e.to_string().contains(&query.principal.to_string()) => {
+            "resource"
+        }
+        E::InvalidEnumEntity(_) => "principal",
+        _ => "request",
     }
 }

@@ -20,6 +20,7 @@ pub mod entities;
 pub mod load;
 pub mod reload;
 pub mod server;
+pub mod slice;
 pub mod snapshot;
 pub mod testing;
 

@@ -10,10 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
+use cedar_policy::{Entities, PolicySet, Schema};
 use serde::Serialize;
+
+use crate::slice::Slices;
 
 /// How strictly policies and requests are checked against the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -82,9 +85,9 @@ pub struct Snapshot {
     pub(crate) policies: PolicySet,
     pub(crate) schema: Option<Schema>,
     pub(crate) entities: Entities,
-    /// Entity literals named anywhere in the policies: a request-scoped entity
-    /// view must contain them, since a policy may dereference them directly.
-    pub(crate) policy_literals: Vec<EntityUid>,
+    /// The policies indexed by scope, so a request evaluates only those that
+    /// can apply to it. Shared by snapshots that differ only in entities.
+    pub(crate) slices: Arc<Slices>,
     pub(crate) info: Vec<PolicyInfo>,
     pub(crate) by_id: HashMap<String, usize>,
     pub(crate) revision: String,

@@ -1,0 +1,103 @@
+//! `reload`: how long building a snapshot takes (`load`: read, parse,
+//! validate, index), which is what a hot reload costs before the new
+//! snapshot can be swapped in.
+//!
+//! Policy sets of the bundled model plus 1,000 and 10,000 tenant policies
+//! (over the sample world), and worlds of 100k and 1M members (about 144k
+//! and 1.44M entities) with the bundled policies. Files are generated into a
+//! temp dir once; each iteration loads them from disk (the page cache, after
+//! the first). Before timing, one load per world prints the process's
+//! resident memory (the 1M target is 10 s and 2 GiB).
+//!
+//! `cargo bench --bench reload` (a 1M-member load takes seconds, so its
+//! group runs ten samples, the least criterion allows).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::{Shape, memory, policy_dir, ratio, sources, tenant_policies, write_world};
+use criterion::{BenchmarkId, Criterion};
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+
+    let sample = common::root().join("fixtures/entities");
+    let mut group = c.benchmark_group("reload");
+    // One load per sample: a load is long enough to time on its own.
+    group
+        .sample_size(10)
+        .sampling_mode(criterion::SamplingMode::Flat);
+    for (label, tenants) in [("bundled", 0), ("1k", 100), ("10k", 1_000)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra = (tenants > 0).then(|| tenant_policies(tenants));
+        let src = sources(
+            policy_dir(dir.path(), extra.as_deref()),
+            vec![sample.clone()],
+        );
+        let started = Instant::now();
+        let snapshot = doorman::load(&src).expect("loads");
+        println!(
+            "reload/policies/{label}: {} (first load {:.1?})",
+            snapshot.summary(),
+            started.elapsed()
+        );
+        drop(snapshot);
+        group.bench_function(BenchmarkId::new("policies", label), |b| {
+            b.iter(|| black_box(doorman::load(&src).expect("loads")))
+        });
+    }
+
+    for members in [100_000, 1_000_000] {
+        let shape = Shape::members(members);
+        let label = shape.label();
+        let id = format!("reload/members/{label}");
+        if !common::selected(&id) {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let entities = write_world(dir.path(), shape);
+        let src = sources(common::root().join("policies"), vec![entities.clone()]);
+        let bytes: u64 = std::fs::read_dir(&entities)
+            .expect("entity dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        let before = memory();
+        let started = Instant::now();
+        let snapshot = doorman::load(&src).expect("loads");
+        println!(
+            "{id}: {} from {:.0} MiB of JSON (first load {:.1?}; before: {before}; after: {})",
+            snapshot.summary(),
+            bytes as f64 / (1 << 20) as f64,
+            started.elapsed(),
+            memory()
+        );
+        drop(snapshot);
+        group.bench_function(BenchmarkId::new("members", &label), |b| {
+            b.iter(|| black_box(doorman::load(&src).expect("loads")))
+        });
+    }
+    group.finish();
+
+    c.final_summary();
+    println!("\nreload medians of this run (targets: 1M members <= 10 s):");
+    for id in [
+        "reload/policies/bundled",
+        "reload/policies/1k",
+        "reload/policies/10k",
+        "reload/members/100k",
+        "reload/members/1M",
+    ] {
+        match common::median_ns(id) {
+            Some(ns) => println!("  {id}: {}", common::fmt_ns(ns)),
+            None => println!("  {id}: not measured in this run"),
+        }
+    }
+    println!("  {}", ratio("reload/members/1M", "reload/members/100k"));
+}
