@@ -22,7 +22,7 @@ use cedar_policy::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::diag::{Diagnostic, line_col};
+use crate::diag::{Diagnostic, LineCursor};
 use crate::entities::Reader;
 use crate::slice::Slices;
 use crate::snapshot::{PolicyInfo, Snapshot, ValidationMode, summary_line};
@@ -299,6 +299,7 @@ fn load_policies(dir: &Path, hasher: &mut Sha256) -> (Option<LoadedPolicies>, Ve
         statements.sort_by_key(|(n, _)| *n);
 
         let mut cursor = 0;
+        let mut lines = LineCursor::default();
         for (n, statement) in statements {
             let (annotation, src) = match &statement {
                 Statement::Static(p) => (p.annotation("id").map(str::to_owned), p.to_cedar()),
@@ -314,7 +315,7 @@ fn load_policies(dir: &Path, hasher: &mut Sha256) -> (Option<LoadedPolicies>, Ve
                     cursor = o + len;
                     o
                 });
-            let (line, column) = line_col(&text, offset);
+            let (line, column) = lines.at(&text, offset);
             let id = annotation.unwrap_or_else(|| format!("{rel}#{n}"));
             let (effect, template, added) = match &statement {
                 Statement::Static(p) => {
