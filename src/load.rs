@@ -39,18 +39,6 @@ pub struct Sources {
     pub validation: ValidationMode,
 }
 
-impl Sources {
-    /// The model bundled with the repository, relative to the working directory.
-    pub fn bundled() -> Self {
-        Sources {
-            policies: PathBuf::from("policies"),
-            schema: Some(PathBuf::from("schema")),
-            entities: vec![PathBuf::from("fixtures/entities")],
-            validation: ValidationMode::Strict,
-        }
-    }
-}
-
 /// Why no snapshot was produced: every problem found, and how much did load.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{summary}: {} error{}", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" })]

@@ -6,38 +6,22 @@
 //! and asserts the exit code and that the output names the file and line.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::copy_dir;
-use doorman::{Query, Sources, ValidationMode, load};
+use common::ModelCopy;
+use doorman::{Query, ValidationMode, load};
 
 mod common;
 
 const MINI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mini");
 
 /// A private copy of the mini model that a test may break.
-struct Model {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
+type Model = ModelCopy;
 
 impl Model {
-    fn new() -> Model {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("model");
-        copy_dir(Path::new(MINI), &root);
-        Model { _dir: dir, root }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, text).expect("write");
+    fn mini() -> Model {
+        ModelCopy::new(Path::new(MINI))
     }
 
     fn append(&self, rel: &str, text: &str) {
@@ -66,20 +50,11 @@ impl Model {
         );
         (out.status.code().unwrap_or(-1), text)
     }
-
-    fn sources(&self) -> Sources {
-        Sources {
-            policies: self.path("policies"),
-            schema: Some(self.path("schema")),
-            entities: vec![self.path("entities")],
-            validation: ValidationMode::Strict,
-        }
-    }
 }
 
 #[test]
 fn check_is_clean_on_the_mini_model() {
-    let (code, out) = Model::new().run(&["check"]);
+    let (code, out) = Model::mini().run(&["check"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("5 policies, 1 schema, 9 entities: ok"),
@@ -89,7 +64,7 @@ fn check_is_clean_on_the_mini_model() {
 
 #[test]
 fn syntax_error_names_file_line_and_column() {
-    let m = Model::new();
+    let m = Model::mini();
     m.write(
         "policies/broken.cedar",
         "@id(\"x\")\npermit (principal, action, resource)\nwhen { principal.email == };\n",
@@ -103,7 +78,7 @@ fn syntax_error_names_file_line_and_column() {
 
 #[test]
 fn validation_error_names_file_line_and_policy() {
-    let m = Model::new();
+    let m = Model::mini();
     m.append(
         "policies/inboxes.cedar",
         "\n@id(\"inbox.typo\")\npermit (principal, action, resource is Inbox)\nwhen { resource.privat };\n",
@@ -119,7 +94,7 @@ fn validation_error_names_file_line_and_policy() {
 
 #[test]
 fn several_errors_are_all_reported() {
-    let m = Model::new();
+    let m = Model::mini();
     m.write(
         "policies/a.cedar",
         "permit (principal, action, resource) when { ;\n",
@@ -137,7 +112,7 @@ fn several_errors_are_all_reported() {
 
 #[test]
 fn duplicate_id_names_both_files_and_lines() {
-    let m = Model::new();
+    let m = Model::mini();
     m.write(
         "policies/zz.cedar",
         "// a copy\n@id(\"inbox.admin\")\nforbid (principal, action, resource);\n",
@@ -151,7 +126,7 @@ fn duplicate_id_names_both_files_and_lines() {
 
 #[test]
 fn entity_violating_the_schema_names_file_and_line() {
-    let m = Model::new();
+    let m = Model::mini();
     let world = fs::read_to_string(m.path("entities/world.yaml")).expect("read");
     m.write(
         "entities/world.yaml",
@@ -169,7 +144,7 @@ fn entity_violating_the_schema_names_file_and_line() {
 
 #[test]
 fn entity_in_json_violating_the_schema_names_its_line() {
-    let m = Model::new();
+    let m = Model::mini();
     let text = fs::read_to_string(m.path("entities/inboxes.json")).expect("read");
     m.write(
         "entities/inboxes.json",
@@ -182,7 +157,7 @@ fn entity_in_json_violating_the_schema_names_its_line() {
 
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
-    let m = Model::new();
+    let m = Model::mini();
     m.write(
         "entities/extra.yaml",
         "- uid: {type: Company, id: initech}\n  attrs: {\n  parents: []\n",
@@ -194,7 +169,7 @@ fn malformed_yaml_names_file_line_and_column() {
 
 #[test]
 fn check_json_format_lists_diagnostics() {
-    let m = Model::new();
+    let m = Model::mini();
     m.write(
         "policies/broken.cedar",
         "permit (principal, action, resource) when { ;\n",
@@ -214,7 +189,7 @@ fn check_json_format_lists_diagnostics() {
 
 #[test]
 fn authorize_allow_exits_0_with_reason_and_location() {
-    let (code, out) = Model::new().run(&[
+    let (code, out) = Model::mini().run(&[
         "authorize",
         "--principal",
         "Member::\"acme-ada\"",
@@ -233,7 +208,7 @@ fn authorize_allow_exits_0_with_reason_and_location() {
 
 #[test]
 fn authorize_deny_exits_2_and_names_the_forbid() {
-    let (code, out) = Model::new().run(&[
+    let (code, out) = Model::mini().run(&[
         "authorize",
         "--principal",
         "Member::\"acme-old\"",
@@ -252,7 +227,7 @@ fn authorize_deny_exits_2_and_names_the_forbid() {
 
 #[test]
 fn authorize_invalid_request_exits_1() {
-    let m = Model::new();
+    let m = Model::mini();
     for (principal, action, context, needle) in [
         ("Inbox::\"acme-support\"", "ViewInbox", "{}", "principal"),
         ("Member::\"acme-ada\"", "DeleteEverything", "{}", "action"),
@@ -288,7 +263,7 @@ fn authorize_invalid_request_exits_1() {
 
 #[test]
 fn unannotated_policy_is_named_by_path_and_position() {
-    let snapshot = load(&Model::new().sources()).expect("loads");
+    let snapshot = load(&Model::mini().sources()).expect("loads");
     let ids: Vec<&str> = snapshot.policies().iter().map(|p| p.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -315,7 +290,7 @@ fn unannotated_policy_is_named_by_path_and_position() {
 
 #[test]
 fn validation_off_answers_requests_the_schema_would_reject() {
-    let m = Model::new();
+    let m = Model::mini();
     let mut sources = m.sources();
     let q = Query::parse(
         "Inbox::\"acme-support\"",
@@ -336,7 +311,7 @@ fn validation_off_answers_requests_the_schema_would_reject() {
 
 #[test]
 fn revision_is_stable_and_changes_with_any_input_byte() {
-    let m = Model::new();
+    let m = Model::mini();
     let base = load(&m.sources()).expect("loads").revision().to_owned();
     assert_eq!(load(&m.sources()).expect("loads").revision(), base);
     for file in [
@@ -364,7 +339,7 @@ fn revision_is_stable_and_changes_with_any_input_byte() {
 #[test]
 fn symlink_loops_are_walked_once_and_dangling_policy_links_are_errors() {
     use std::os::unix::fs::symlink;
-    let m = Model::new();
+    let m = Model::mini();
     symlink(".", m.path("policies/loop")).expect("link");
     symlink("..", m.path("policies/more/up")).expect("link");
     let (code, out) = m.run(&["check"]);
@@ -379,8 +354,8 @@ fn symlink_loops_are_walked_once_and_dangling_policy_links_are_errors() {
 
 #[test]
 fn usage_errors_exit_1_not_the_deny_code() {
-    let (code, out) = Model::new().run(&["authorize", "--principal", "Member::\"acme-ada\""]);
+    let (code, out) = Model::mini().run(&["authorize", "--principal", "Member::\"acme-ada\""]);
     assert_eq!(code, 1, "{out}");
-    let (code, out) = Model::new().run(&["check", "--validation", "bogus"]);
+    let (code, out) = Model::mini().run(&["check", "--validation", "bogus"]);
     assert_eq!(code, 1, "{out}");
 }

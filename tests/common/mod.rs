@@ -18,3 +18,40 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A private, writable copy of a test model (its `policies/`, `schema/`
+/// and `entities/`) in a temp dir, removed when dropped. Test crates add
+/// their own ways to run against it in `impl` blocks of their own.
+pub struct ModelCopy {
+    _dir: tempfile::TempDir,
+    pub root: std::path::PathBuf,
+}
+
+impl ModelCopy {
+    pub fn new(model: &Path) -> ModelCopy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("model");
+        copy_dir(model, &root);
+        ModelCopy { _dir: dir, root }
+    }
+
+    pub fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Writes `text` to `rel`, creating directories as needed.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    }
+
+    pub fn sources(&self) -> doorman::Sources {
+        doorman::Sources {
+            policies: self.path("policies"),
+            schema: Some(self.path("schema")),
+            entities: vec![self.path("entities")],
+            validation: doorman::ValidationMode::Strict,
+        }
+    }
+}

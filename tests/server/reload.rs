@@ -8,48 +8,24 @@
 //! by the model as shipped, allowed once `EXTRA` is added.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use doorman::{Sources, ValidationMode};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 use super::support::{Conn, Process, allow, deny, load_flags, model_dir, query, verdict};
-use crate::common::copy_dir;
+use crate::common::{ModelCopy, copy_dir};
 
 const EXTRA: &str =
     "@id(\"inbox.view-any\")\npermit (principal, action == Action::\"ViewInbox\", resource);\n";
 
-/// A private, writable copy of the test model.
-struct Workdir {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
+/// A private, writable copy of the server tests' model.
+type Workdir = ModelCopy;
 
 impl Workdir {
-    fn new() -> Workdir {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().to_path_buf();
-        copy_dir(&model_dir(), &root);
-        Workdir { _dir: dir, root }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        fs::write(self.path(rel), text).expect("write");
-    }
-
-    fn sources(&self) -> Sources {
-        Sources {
-            policies: self.path("policies"),
-            schema: Some(self.path("schema")),
-            entities: vec![self.path("entities")],
-            validation: ValidationMode::Strict,
-        }
+    fn server_model() -> Workdir {
+        ModelCopy::new(&model_dir())
     }
 
     fn start(&self, extra: &[&str]) -> Process {
@@ -129,7 +105,7 @@ fn denied(a: &Value) -> bool {
 
 #[tokio::test]
 async fn editing_a_policy_flips_the_decision_within_a_second() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
     let first = bob_views_support(&mut conn).await;
@@ -166,7 +142,7 @@ async fn editing_a_policy_flips_the_decision_within_a_second() {
 
 #[tokio::test]
 async fn save_by_rename_deletion_and_new_files_are_seen() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
     let limit = Duration::from_secs(2);
@@ -195,7 +171,7 @@ async fn save_by_rename_deletion_and_new_files_are_seen() {
 
 #[tokio::test]
 async fn a_schema_change_with_entities_and_a_policy_using_it_is_seen() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
 
@@ -228,7 +204,7 @@ async fn a_schema_change_with_entities_and_a_policy_using_it_is_seen() {
 async fn a_kubernetes_style_symlink_swap_is_seen_without_duplicates() {
     use std::os::unix::fs::symlink;
 
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let mount = work.path("mounted");
     let v1 = mount.join("..2026_11_22_v1");
     fs::create_dir_all(&v1).expect("mkdir");
@@ -270,7 +246,7 @@ async fn a_kubernetes_style_symlink_swap_is_seen_without_duplicates() {
 async fn a_policy_directory_swapped_through_a_symlink_is_seen() {
     use std::os::unix::fs::symlink;
 
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let v2 = work.path("policies-v2");
     copy_dir(&work.path("policies"), &v2);
     fs::write(v2.join("extra.cedar"), EXTRA).expect("write");
@@ -293,7 +269,7 @@ async fn a_policy_directory_swapped_through_a_symlink_is_seen() {
 
 #[tokio::test]
 async fn a_broken_edit_keeps_the_last_good_snapshot_until_it_is_fixed() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
     let limit = Duration::from_secs(2);
@@ -351,7 +327,7 @@ async fn a_broken_edit_keeps_the_last_good_snapshot_until_it_is_fixed() {
 
 #[tokio::test]
 async fn post_reload_and_sighup_force_a_reload_when_not_watching() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&["--watch", "off"]);
     let mut conn = server.connect().await;
     work.write("policies/extra.cedar", EXTRA);
@@ -395,7 +371,7 @@ async fn post_reload_and_sighup_force_a_reload_when_not_watching() {
 
 #[tokio::test]
 async fn polling_sees_changes_on_file_systems_without_events() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&["--watch", "poll:100ms"]);
     let mut conn = server.connect().await;
     assert_eq!(status(&mut conn).await["reload"]["watch"], "poll:100ms");
@@ -405,7 +381,7 @@ async fn polling_sees_changes_on_file_systems_without_events() {
 
 #[tokio::test]
 async fn editor_droppings_do_not_cause_reloads() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
     for name in [
@@ -434,7 +410,7 @@ async fn editor_droppings_do_not_cause_reloads() {
 /// same answer, and every batch must be answered by one snapshot.
 #[tokio::test]
 async fn fifty_rewrites_under_load_fail_no_request_and_never_mix_snapshots() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let address = server.address.clone();
     let original = fs::read_to_string(work.path("policies/inboxes.cedar")).expect("read");
@@ -546,7 +522,7 @@ async fn fifty_rewrites_under_load_fail_no_request_and_never_mix_snapshots() {
 
 #[tokio::test]
 async fn a_reload_whose_client_hangs_up_still_completes() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     // Enough entities that a load takes a while, so the client can give up
     // in the middle of it.
     let members: Vec<Value> = (0..3_000)
@@ -576,7 +552,7 @@ async fn a_reload_whose_client_hangs_up_still_completes() {
 
 #[tokio::test]
 async fn emptying_the_policy_directory_is_refused_on_reload() {
-    let work = Workdir::new();
+    let work = Workdir::server_model();
     let server = work.start(&[]);
     let mut conn = server.connect().await;
     let before = status(&mut conn).await;
