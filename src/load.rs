@@ -22,6 +22,7 @@ use cedar_policy::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::decide::EmptyContext;
 use crate::diag::{Diagnostic, LineCursor};
 use crate::entities::Reader;
 use crate::slice::Slices;
@@ -185,6 +186,7 @@ impl Snapshot {
             schema: self.schema.clone(),
             entities,
             slices: Arc::clone(&self.slices),
+            empty_context: Arc::clone(&self.empty_context),
             info: self.info.clone(),
             by_id: self.by_id.clone(),
             revision,
@@ -206,6 +208,7 @@ fn assemble(
     validation: ValidationMode,
 ) -> Snapshot {
     let slices = Arc::new(Slices::build(&policies.set, schema.as_ref()));
+    let empty_context = Arc::new(EmptyContext::build(schema.as_ref()));
     let by_id = policies
         .info
         .iter()
@@ -217,6 +220,7 @@ fn assemble(
         schema,
         entities,
         slices,
+        empty_context,
         info: policies.info,
         by_id,
         revision,

@@ -43,7 +43,9 @@
 //! the way Cedar combines policies (any satisfied forbid denies, else any
 //! satisfied permit allows, else deny; errors from all).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use foldhash::{HashMap, HashMapExt};
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet,
@@ -428,7 +430,7 @@ mod tests {
                permit (principal, action, resource);"#,
         )
         .unwrap();
-        let vals = HashMap::from([
+        let vals = std::collections::HashMap::from([
             (cedar_policy::SlotId::principal(), uid(r#"U::"ann""#)),
             (cedar_policy::SlotId::resource(), uid(r#"Folder::"f""#)),
         ]);

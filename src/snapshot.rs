@@ -7,7 +7,7 @@
 //! instead of mutating one, so a request (or a whole batch) is answered by
 //! exactly one consistent set of files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use cedar_policy::{Entities, PolicySet, Schema};
 use serde::Serialize;
 
+use crate::decide::EmptyContext;
 use crate::slice::Slices;
 
 /// How strictly policies and requests are checked against the schema.
@@ -88,8 +89,11 @@ pub struct Snapshot {
     /// The policies indexed by scope, so a request evaluates only those that
     /// can apply to it. Shared by snapshots that differ only in entities.
     pub(crate) slices: Arc<Slices>,
+    /// Request shapes that need no validation when their context is empty.
+    /// Depends on the schema only, like `slices`.
+    pub(crate) empty_context: Arc<EmptyContext>,
     pub(crate) info: Vec<PolicyInfo>,
-    pub(crate) by_id: HashMap<String, usize>,
+    pub(crate) by_id: foldhash::HashMap<String, usize>,
     pub(crate) revision: String,
     pub(crate) loaded_at: SystemTime,
     pub(crate) validation: ValidationMode,
