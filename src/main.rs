@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use doorman::cli::{Format, LoadArgs};
 use doorman::{LoadError, Query, Snapshot, load};
 
+// See Cargo.toml: the benches in `benches/` use the same allocator, so what
+// they measure is what this binary runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "doorman",

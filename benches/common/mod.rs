@@ -15,8 +15,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use doorman::decide::uid_from_parts;
-use doorman::{Answer, Decision, Overlay, Query, Snapshot, Sources, ValidationMode};
+use doorman::{Answer, Decision, Query, Snapshot, Sources, ValidationMode};
 use serde_json::{Value, json};
+
+// The sidecar's allocator (src/main.rs), so library timings match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Repository root: benchmarks run with it as working directory, but say
 /// so explicitly so that a moved binary still finds the bundled model.
@@ -492,33 +496,11 @@ fn fresh_entities(
     )
 }
 
-/// The sidecar's path for one body, through the library's public API:
-/// JSON → `Query` (and an `Overlay` when it brings entities) → decision.
+/// The sidecar's path for one body: `answer_body` is what
+/// `/v1/is_authorized` runs between reading the body and writing the answer
+/// (JSON → `Query`, an `Overlay` when it brings entities, the decision).
 pub fn decide_json(snapshot: &Snapshot, body: &[u8]) -> Result<Answer, String> {
-    let Value::Object(mut map) = serde_json::from_slice(body).map_err(|e| e.to_string())? else {
-        return Err("not an object".into());
-    };
-    let mut uid = |field: &str| {
-        let v = map.remove(field).unwrap_or_default();
-        match (v["type"].as_str(), v["id"].as_str()) {
-            (Some(t), Some(id)) => uid_from_parts(t, id),
-            _ => Err(format!("{field}: not an entity reference")),
-        }
-    };
-    let query = Query {
-        principal: uid("principal")?,
-        action: uid("action")?,
-        resource: uid("resource")?,
-        context: map.remove("context").unwrap_or_else(|| json!({})),
-    };
-    match map.remove("entities") {
-        Some(entities) => {
-            let overlay = Overlay::parse(entities, snapshot.schema()).map_err(|e| e.to_string())?;
-            snapshot.decide_with(&query, &[&overlay])
-        }
-        None => snapshot.decide(&query),
-    }
-    .map_err(|e| e.to_string())
+    doorman::server::answer_body(snapshot, body).map_err(|e| e.message)
 }
 
 /// The `Query` of a body without entities (for measuring `decide` alone).

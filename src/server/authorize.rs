@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::body;
 use super::error::{ApiError, Code};
-use super::json::{self, Batch, BatchDecided, Body, Decided, Item, Outcome};
+use super::json::{self, BatchDecided, Body, Decided, Item, Outcome, ReadBatch};
 use super::routes::not_ready;
 use super::state::State;
 use crate::decide::{Answer, QueryError};
@@ -65,43 +65,49 @@ where
 }
 
 fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
-    let item = match json::parse_body(body).and_then(|v| json::parse_item(v, "")) {
+    let item = match json::parse_single(body) {
         Ok(item) => item,
         Err(e) => return json::refuse(&e),
     };
     let Some(snapshot) = state.snapshot() else {
         return json::refuse(&not_ready(state));
     };
-    match decide(&snapshot, item, "", None) {
+    match decide(&snapshot, item, None) {
         Ok(answer) => json::respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision())),
         Err(e) => json::refuse(&e),
     }
 }
 
+/// What `/v1/is_authorized` answers for `body`, without the HTTP: the same
+/// reading, entities and decision. Benchmarks and embedders call this.
+pub fn answer_body(snapshot: &Snapshot, body: &[u8]) -> Result<Answer, ApiError> {
+    decide(snapshot, json::parse_single(body)?, None)
+}
+
 fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
-    let batch =
-        match json::parse_body(body).and_then(|v| json::parse_batch(v, state.config().max_batch)) {
-            Ok(b) => b,
-            Err(e) => return json::refuse(&e),
-        };
+    let batch = match json::parse_batch_body(body, state.config().max_batch) {
+        Ok(b) => b,
+        Err(e) => return json::refuse(&e),
+    };
     let Some(snapshot) = state.snapshot() else {
         return json::refuse(&not_ready(state));
     };
-    let Batch { requests, entities } = batch;
+    let ReadBatch { requests, entities } = batch;
     // Shared entities are parsed once for the whole batch; each item's own
     // entities are layered over them.
-    let shared = match entities.map(|e| overlay(&snapshot, e, "")).transpose() {
+    let shared = match entities.map(|e| overlay(&snapshot, e)).transpose() {
         Ok(o) => o,
         Err(e) => return json::refuse(&e),
     };
     let responses: Vec<Outcome> = requests
         .into_iter()
         .enumerate()
-        .map(|(i, value)| {
-            let path = format!("requests[{i}]");
-            json::parse_item(value, &path)
-                .and_then(|item| decide(&snapshot, item, &path, shared.as_ref()))
-                .into()
+        .map(|(i, item)| {
+            item.and_then(|item| {
+                decide(&snapshot, item, shared.as_ref())
+                    .map_err(|e| e.within(&format!("requests[{i}]")))
+            })
+            .into()
         })
         .collect();
     json::respond(
@@ -113,38 +119,32 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
     )
 }
 
-/// Answers one item; `path` prefixes every field named in an error.
-fn decide(
-    snapshot: &Snapshot,
-    item: Item,
-    path: &str,
-    shared: Option<&Overlay>,
-) -> Result<Answer, ApiError> {
-    let own = item
-        .entities
-        .map(|e| overlay(snapshot, e, path))
-        .transpose()?;
+/// Answers one item. Errors name fields relative to the item; a batch
+/// places them with [`ApiError::within`] (only when there is an error, so
+/// an answered item costs no path string).
+fn decide(snapshot: &Snapshot, item: Item, shared: Option<&Overlay>) -> Result<Answer, ApiError> {
+    let own = item.entities.map(|e| overlay(snapshot, e)).transpose()?;
     let layers: Vec<&Overlay> = own.iter().chain(shared).collect();
     snapshot
         .decide_with(&item.query, &layers)
-        .map_err(|e| query_error(e, path))
+        .map_err(query_error)
 }
 
-fn overlay(snapshot: &Snapshot, entities: Value, path: &str) -> Result<Overlay, ApiError> {
+fn overlay(snapshot: &Snapshot, entities: Value) -> Result<Overlay, ApiError> {
     Overlay::parse(entities, snapshot.schema()).map_err(|e| {
         ApiError::at(
             Code::InvalidEntities,
-            json::join(path, &format!("entities[{}]", e.index)),
+            format!("entities[{}]", e.index),
             e.message,
         )
     })
 }
 
-fn query_error(e: QueryError, path: &str) -> ApiError {
+fn query_error(e: QueryError) -> ApiError {
     let code = if e.field.starts_with("entities") {
         Code::InvalidEntities
     } else {
         Code::InvalidRequest
     };
-    ApiError::at(code, json::join(path, &e.field), e.message)
+    ApiError::at(code, e.field, e.message)
 }

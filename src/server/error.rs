@@ -110,6 +110,23 @@ impl ApiError {
         self.code.status()
     }
 
+    /// The same error, placed inside `path` (`requests[3]`): the field
+    /// becomes `requests[3].principal`, or `requests[3]` if it had none.
+    pub fn within(self, path: &str) -> Self {
+        match self.field {
+            Some(field) => {
+                // The message starts with the field (see `at`); keep the rest.
+                let rest = self
+                    .message
+                    .strip_prefix(field.as_str())
+                    .and_then(|m| m.strip_prefix(": "))
+                    .unwrap_or(&self.message);
+                ApiError::at(self.code, super::json::join(path, &field), rest)
+            }
+            None => ApiError::at(self.code, path, self.message),
+        }
+    }
+
     /// The wire form: `{"error": {"code": …, "message": …, "field": …}}`.
     pub fn body(&self) -> ErrorBody<'_> {
         ErrorBody { error: self.into() }

@@ -40,7 +40,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
+pub use authorize::answer_body;
 pub use command::{ServeArgs, run_cli};
+pub use error::{ApiError, Code};
 pub use listen::{ListenAddr, Listener};
 pub use state::{Config, State};
 
