@@ -11,6 +11,8 @@
 //! the client's worker threads (default 1, so that on a 2-core machine the
 //! server keeps a core). The load generator shares the machine with the
 //! server, so the numbers are a floor for what the server alone can do.
+//! The first line is the loopback floor: a plain blocking TCP echo between
+//! two threads, the least any 1-connection round trip costs here.
 //! Every answer is checked (status 200, the expected decision), so a
 //! server that answers fast but wrong fails the run instead of looking good.
 
@@ -200,17 +202,31 @@ async fn connection(
     }
 }
 
+/// What the check reads of an answer: its decision, or each batch entry's.
+/// Typed and borrowed, so checking costs the client (which shares the two
+/// cores with the server) little; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct Checked<'a> {
+    #[serde(borrow)]
+    decision: Option<&'a str>,
+    #[serde(borrow)]
+    responses: Option<Vec<Checked<'a>>>,
+}
+
 /// Every answer must carry the expected decision(s), in order.
 fn check(body: &[u8], expected: &[&str]) {
-    let v: Value = serde_json::from_slice(body).expect("JSON answer");
-    let got: Vec<&str> = match v.get("responses") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|r| r["decision"].as_str().unwrap_or("?"))
-            .collect(),
-        _ => vec![v["decision"].as_str().unwrap_or("?")],
+    let answer: Checked<'_> = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {}", String::from_utf8_lossy(body)));
+    let got: Vec<&str> = match &answer.responses {
+        Some(items) => items.iter().map(|r| r.decision.unwrap_or("?")).collect(),
+        None => vec![answer.decision.unwrap_or("?")],
     };
-    assert_eq!(got, expected, "wrong decisions in {v}");
+    assert_eq!(
+        got,
+        expected,
+        "wrong decisions in {}",
+        String::from_utf8_lossy(body)
+    );
 }
 
 fn run(rt: &tokio::runtime::Runtime, addr: SocketAddr, s: &Scenario, secs: u64) -> Outcome {
@@ -263,6 +279,48 @@ fn run(rt: &tokio::runtime::Runtime, addr: SocketAddr, s: &Scenario, secs: u64) 
     }
 }
 
+/// The machine's floor for one request in flight: a blocking TCP echo of a
+/// request-sized message over loopback between two threads, with no HTTP
+/// and no work. Each side sleeps in `read` until the other writes, as the
+/// server and the client do with one connection, so a 1-connection latency
+/// can be no lower than this; on a VM most of it is waking an idle vCPU.
+fn loopback_floor(rounds: usize) -> Vec<Duration> {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_nodelay(true).expect("nodelay");
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            if s.write_all(&buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_nodelay(true).expect("nodelay");
+    let message = [b'x'; 300];
+    let mut buf = [0u8; 1024];
+    let mut latencies = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        c.write_all(&message).expect("write");
+        let mut got = 0;
+        while got < message.len() {
+            match c.read(&mut buf[got..]).expect("read") {
+                0 => panic!("the echo thread hung up"),
+                n => got += n,
+            }
+        }
+        latencies.push(started.elapsed());
+    }
+    drop(c);
+    echo.join().expect("echo thread");
+    latencies.sort_unstable();
+    latencies
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -312,6 +370,16 @@ fn main() {
     println!(
         "{:<24} {:>10} {:>13} {:>10} {:>10} {:>10}",
         "scenario", "requests/s", "decisions/s", "p50", "p99", "p99.9"
+    );
+    let floor = loopback_floor(20_000);
+    println!(
+        "{:<24} {:>10} {:>13} {:>10.1?} {:>10.1?} {:>10.1?}",
+        "loopback floor (no HTTP)",
+        "",
+        "",
+        percentile(&floor, 50.0),
+        percentile(&floor, 99.0),
+        percentile(&floor, 99.9),
     );
     for s in &scenarios {
         let mut out = run(&rt, server.addr, s, secs);

@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// How long file events must settle before a reload starts.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub reload_debounce: Duration,
+    /// Threads answering requests (default: one per core). A sidecar given
+    /// part of a machine should say how much; batches and large bodies
+    /// run on a separate blocking pool.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -73,10 +78,11 @@ impl ServeArgs {
 /// Runs `doorman serve` until shut down; returns the process exit code.
 pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        builder.worker_threads(usize::from(n));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

@@ -135,6 +135,23 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
 }
 
 #[tokio::test]
+async fn one_worker_thread_still_answers_singles_and_batches() {
+    let server = Process::start(&["--workers", "1"]);
+    let mut c = server.connect().await;
+    let r = c.post("/v1/is_authorized", &ann_views_support()).await;
+    assert_eq!(verdict(&r.json()), allow(&["inbox.view-team"]));
+    // A batch runs on the blocking pool, not on the one worker.
+    let r = c
+        .post(
+            "/v1/batch_is_authorized",
+            &json!({"requests": [ann_views_support(), ann_views_support()]}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["responses"][1]["decision"], "allow");
+}
+
+#[tokio::test]
 async fn sigint_stops_the_server_with_status_0() {
     let mut server = Process::start(&[]);
     let mut c = server.connect().await;
@@ -357,4 +374,7 @@ fn start_up_failures_exit_1_with_a_reason() {
     let (status, log) = Process::run_to_exit(&["--listen".to_owned(), "nowhere".to_owned()]);
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("HOST:PORT"), "{log}");
+    let (status, log) = Process::run_to_exit(&["--workers".to_owned(), "0".to_owned()]);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("--workers"), "{log}");
 }
