@@ -389,7 +389,8 @@ fn validate(policies: &LoadedPolicies, schema: &Schema, mode: ValidationMode) ->
     result
         .validation_errors()
         .map(|e| {
-            let id = e.policy_id().to_string();
+            // As written: `Display` escapes quotes and backslashes.
+            let id = AsRef::<str>::as_ref(e.policy_id()).to_owned();
             let info = policies.info.iter().find(|p| p.id == id);
             match info.and_then(|i| policies.texts.get(&i.file).map(|t| (i, t))) {
                 Some((i, text)) => Diagnostic::from_miette(Path::new(&i.file), text, e),

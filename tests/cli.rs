@@ -93,6 +93,23 @@ fn validation_error_names_file_line_and_policy() {
 }
 
 #[test]
+fn a_policy_id_with_a_quote_is_still_located() {
+    // Cedar's Display for a policy ID escapes it (`it\'s`); the diagnostic
+    // must still find the policy as written.
+    let m = Model::mini();
+    m.write(
+        "policies/quoted.cedar",
+        "@id(\"it's\")\npermit (principal, action, resource is Inbox)\nwhen { resource.privat };\n",
+    );
+    let (code, out) = m.run(&["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("policies/quoted.cedar:3:8 (policy it's)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn several_errors_are_all_reported() {
     let m = Model::mini();
     m.write(

@@ -330,9 +330,29 @@ mod fast {
     #[serde(deny_unknown_fields)]
     struct WireBatch<'a> {
         #[serde(borrow)]
-        requests: Vec<WireItem<'a>>,
+        requests: Vec<Object<WireItem<'a>>>,
         #[serde(default)]
         entities: Option<Value>,
+    }
+
+    /// `T` read from a JSON object only. A derived struct also reads a JSON
+    /// array, field by field in order, which the walk refuses.
+    struct Object<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(std::marker::PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = Object<T>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                    T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+                }
+            }
+            d.deserialize_map(V(std::marker::PhantomData))
+        }
     }
 
     /// `"Member::\"ada\""` or `{"type": "Member", "id": "ada"}`; nothing else.
@@ -431,11 +451,11 @@ mod fast {
     }
 
     pub(super) fn item(body: &[u8]) -> Option<Item> {
-        convert(serde_json::from_slice::<WireItem<'_>>(body).ok()?)
+        convert(serde_json::from_slice::<Object<WireItem<'_>>>(body).ok()?.0)
     }
 
     pub(super) fn batch(body: &[u8], max_batch: usize) -> Option<ReadBatch> {
-        let wire: WireBatch<'_> = serde_json::from_slice(body).ok()?;
+        let Object(wire) = serde_json::from_slice::<Object<WireBatch<'_>>>(body).ok()?;
         if wire.requests.len() > max_batch || wire.entities.as_ref().is_some_and(|e| !e.is_array())
         {
             return None;
@@ -443,7 +463,7 @@ mod fast {
         let requests = wire
             .requests
             .into_iter()
-            .map(|w| convert(w).ok_or(()))
+            .map(|Object(w)| convert(w).ok_or(()))
             .collect::<Result<Vec<Item>, ()>>()
             .ok()?;
         Some(ReadBatch {
@@ -817,6 +837,9 @@ mod tests {
             r#"{"principal": null, "action": "V", "resource": "Inbox::\"b\""}"#,
             r#"{"action": "V", "resource": "Inbox::\"b\""}"#,
             r#"[1]"#,
+            // A derived struct would read an array field by field.
+            r#"["Member::\"a\"", "V", "Inbox::\"b\""]"#,
+            r#"["Member::\"a\"", "V", "Inbox::\"b\"", {}, []]"#,
             r#"{"principal": "Member::\"a\"", "action": "V", "resource": "Inbox::\"b\""} x"#,
         ];
         for body in handed_over {
@@ -852,6 +875,22 @@ mod tests {
         assert_eq!(
             parse_batch_body(body.as_bytes(), 1).unwrap_err().code,
             Code::BatchTooLarge
+        );
+        let as_array = r#"["Member::\"a\"", "V", "Inbox::\"b\""]"#;
+        let arrays = format!(r#"{{"requests": [{good}, {as_array}]}}"#);
+        assert!(fast::batch(arrays.as_bytes(), 5).is_none());
+        assert_eq!(
+            parse_batch_body(arrays.as_bytes(), 5).unwrap().requests[1]
+                .clone()
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("requests[1]")
+        );
+        assert!(fast::batch(b"[[]]", 5).is_none());
+        assert_eq!(
+            parse_batch_body(b"[[]]", 5).unwrap_err().code,
+            Code::InvalidField
         );
         let mixed = format!(r#"{{"requests": [{good}, {{"principal": 5}}]}}"#);
         let read = parse_batch_body(mixed.as_bytes(), 5).unwrap();
