@@ -352,6 +352,15 @@ async fn bad_input_gets_a_400_family_answer_and_harms_nothing() {
         Bad::raw("/v1/is_authorized", b"", 400, "invalid_json"),
         Bad::raw("/v1/is_authorized", b"\xff\xfe", 400, "invalid_json"),
         Bad::raw("/v1/is_authorized", b"[1, 2]", 400, wrong),
+        // An array holding a well-formed question, field by field, is
+        // still not an object.
+        Bad::raw(
+            "/v1/is_authorized",
+            br#"["Member::\"ann\"", "ViewInbox", "Inbox::\"support-desk\""]"#,
+            400,
+            wrong,
+        ),
+        Bad::raw("/v1/batch_is_authorized", b"[[]]", 400, wrong),
         invalid(with("principal", json!(5)), wrong, "principal"),
         invalid(with("action", json!(["ViewInbox"])), wrong, "action"),
         invalid(without("resource"), wrong, "resource"),
