@@ -463,11 +463,10 @@ mod fast {
         let requests = wire
             .requests
             .into_iter()
-            .map(|Object(w)| convert(w).ok_or(()))
-            .collect::<Result<Vec<Item>, ()>>()
-            .ok()?;
+            .map(|Object(w)| convert(w).map(Ok))
+            .collect::<Option<Vec<_>>>()?;
         Some(ReadBatch {
-            requests: requests.into_iter().map(Ok).collect(),
+            requests,
             entities: wire.entities,
         })
     }
