@@ -8,18 +8,14 @@
 //! `off`. An invalid request is an error, never a deny: a gateway that sends
 //! nonsense must find out.
 
-use std::str::FromStr;
-
-use cedar_policy::{
-    Context, Decision as CedarDecision, EntityTypeName, EntityUid, Request, RestrictedExpression,
-    Schema,
-};
+use cedar_policy::{Context, Decision as CedarDecision, EntityUid, Request, RestrictedExpression};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::entities::{Overlay, ancestors_through, context_uids, request_view};
+use crate::entities::{Overlay, OverlayError, context_uids};
 use crate::slice::{self, Scope};
 use crate::snapshot::{Snapshot, ValidationMode};
+use crate::view::View;
 
 /// One authorization question.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,55 +95,7 @@ impl QueryError {
     }
 }
 
-/// Parses `Type::"id"` (Cedar's entity reference syntax).
-pub fn parse_uid(text: &str) -> Result<EntityUid, String> {
-    EntityUid::from_str(text.trim())
-        .map_err(|e| format!("`{text}` is not an entity reference like Member::\"acme-ada\": {e}"))
-}
-
-/// Parses an action: `ViewInbox` is shorthand for `Action::"ViewInbox"`.
-pub fn parse_action(text: &str) -> Result<EntityUid, String> {
-    let text = text.trim();
-    if text.contains("::") {
-        parse_uid(text)
-    } else {
-        uid_from_parts("Action", text)
-    }
-}
-
-/// Builds a UID from a type name and an id (any string is a valid id).
-pub fn uid_from_parts(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let ty = entity_type(type_name)
-        .map_err(|e| format!("`{type_name}` is not an entity type name: {e}"))?;
-    Ok(EntityUid::from_type_name_and_id(
-        ty,
-        cedar_policy::EntityId::new(id),
-    ))
-}
-
-/// Parses an entity type name, remembering it per thread: every request
-/// names three or more, they are few, and each parse runs Cedar's full
-/// grammar (about a tenth of a decision). Only names that parse are kept,
-/// and at most `KEPT` of them, so a client inventing names cannot grow it.
-pub(crate) fn entity_type(text: &str) -> Result<cedar_policy::EntityTypeName, String> {
-    use std::cell::RefCell;
-    const KEPT: usize = 256;
-    thread_local! {
-        static NAMES: RefCell<foldhash::HashMap<String, cedar_policy::EntityTypeName>> =
-            RefCell::default();
-    }
-    if let Some(known) = NAMES.with(|n| n.borrow().get(text).cloned()) {
-        return Ok(known);
-    }
-    let parsed = cedar_policy::EntityTypeName::from_str(text).map_err(|e| e.to_string())?;
-    NAMES.with(|n| {
-        let mut n = n.borrow_mut();
-        if n.len() < KEPT {
-            n.insert(text.to_owned(), parsed.clone());
-        }
-    });
-    Ok(parsed)
-}
+pub use crate::uid::{parse_action, parse_uid, uid_from_parts};
 
 impl Snapshot {
     /// Answers `query` against the stored entities.
@@ -156,62 +104,78 @@ impl Snapshot {
     }
 
     /// Answers `query` with request-scoped entities layered over the stored
-    /// ones (earlier layers win). Without layers the stored entities are used
-    /// as they are; with layers only what the request reaches is assembled.
+    /// ones (earlier layers win).
     ///
-    /// Either way only the policies whose scope can match are evaluated
-    /// (see [`crate::slice`]); the request's ancestors come from the same
-    /// entities Cedar evaluates against, so the slice is exact.
+    /// Only the policies whose scope can match are evaluated (see
+    /// [`crate::slice`]), against only the entities the request can reach
+    /// (see [`crate::view`]); a small store without request entities is
+    /// evaluated as Cedar's own `Entities`, built once per snapshot. The
+    /// request's ancestors come from the same entities Cedar evaluates
+    /// against, so the slice is exact.
     pub fn decide_with(&self, query: &Query, layers: &[&Overlay]) -> Result<Answer, QueryError> {
         let request = self.request(query)?;
         let layers: Vec<&Overlay> = layers.iter().copied().filter(|l| !l.is_empty()).collect();
-        let responses = if layers.is_empty() {
-            let scope = Scope::in_store(
-                &self.entities,
-                &query.principal,
-                &query.action,
-                &query.resource,
-            );
+        if layers.is_empty()
+            && let Some(whole) = &self.whole
+        {
+            let scope = Scope::in_store(whole, &query.principal, &query.action, &query.resource);
             let buckets = self.slices.select(&scope);
-            slice::authorize(&request, &buckets, &self.entities)
-        } else {
-            let ancestors = |uid| ancestors_through(&self.entities, &layers, uid);
-            let (pa, aa, ra) = (
-                ancestors(&query.principal),
-                ancestors(&query.action),
-                ancestors(&query.resource),
-            );
-            let scope = Scope {
-                action: &query.action,
-                action_ancestors: aa.iter().collect(),
-                principal: &query.principal,
-                principal_ancestors: pa.iter().collect(),
-                resource: &query.resource,
-                resource_ancestors: ra.iter().collect(),
-            };
-            let buckets = self.slices.select(&scope);
-            let mut roots = vec![
-                query.principal.clone(),
-                query.action.clone(),
-                query.resource.clone(),
-            ];
-            context_uids(&query.context, &mut roots);
-            // Only the literals of policies that will run: with thousands of
-            // tenant policies the whole list would be thousands of roots.
-            let literals = buckets.iter().flat_map(|b| b.literals());
-            let view = request_view(&self.entities, &layers, roots.iter().chain(literals))
-                .map_err(|m| QueryError::new("entities", m))?;
-            slice::authorize(&request, &buckets, &view)
+            return Ok(self.answer(&slice::authorize(&request, &buckets, whole)));
+        }
+        let refused = |m: String| QueryError::new("entities", m);
+        let view = View::new(&self.store, &layers).map_err(refused)?;
+        let ancestors = |uid: &EntityUid| {
+            view.ancestors(uid.as_ref())
+                .map(|found| found.into_iter().map(EntityUid::from).collect::<Vec<_>>())
+                .map_err(refused)
         };
-        Ok(self.answer(&responses))
+        let (pa, aa, ra) = (
+            ancestors(&query.principal)?,
+            ancestors(&query.action)?,
+            ancestors(&query.resource)?,
+        );
+        let scope = Scope {
+            action: &query.action,
+            action_ancestors: aa.iter().collect(),
+            principal: &query.principal,
+            principal_ancestors: pa.iter().collect(),
+            resource: &query.resource,
+            resource_ancestors: ra.iter().collect(),
+        };
+        let buckets = self.slices.select(&scope);
+        let mut roots: Vec<cedar_policy_core::ast::EntityUID> =
+            [&query.principal, &query.action, &query.resource]
+                .into_iter()
+                .map(|u| AsRef::<cedar_policy_core::ast::EntityUID>::as_ref(u).clone())
+                .collect();
+        context_uids(&query.context, &mut roots);
+        // Only the literals of policies that will run: with thousands of
+        // tenant policies the whole list would be thousands of roots.
+        let literals = buckets
+            .iter()
+            .flat_map(|b| b.literals())
+            .map(AsRef::<cedar_policy_core::ast::EntityUID>::as_ref);
+        let entities = view
+            .entities(roots.iter().chain(literals))
+            .map_err(refused)?;
+        Ok(self.answer(&slice::authorize(&request, &buckets, &entities)))
+    }
+
+    /// Parses request-scoped entities (Cedar entity JSON) against this
+    /// snapshot's schema, as stored entities are.
+    pub fn overlay(&self, json: Value) -> Result<Overlay, OverlayError> {
+        let schema = self.schema.as_ref().zip(self.conformance.as_deref());
+        Overlay::parse(json, schema)
     }
 
     fn request(&self, query: &Query) -> Result<Request, QueryError> {
         // The usual request: no context, and a shape the schema was seen to
-        // accept whatever the ids (see [`EmptyContext`]). Validating it again
+        // accept whatever the ids (see [`crate::shapes::EmptyContext`]). Validating it again
         // would cost half of what the decision's own code costs.
         if query.context.as_object().is_some_and(|m| m.is_empty())
-            && self.empty_context.accepts(query)
+            && self
+                .empty_context
+                .accepts(&query.principal, &query.action, &query.resource)
         {
             return Request::new(
                 query.principal.clone(),
@@ -326,64 +290,6 @@ impl Snapshot {
     }
 }
 
-/// The request shapes (action, principal type, resource type) for which
-/// Cedar's request validation accepts an empty context whatever the
-/// principal's and resource's ids. Found at load time by asking the
-/// validator itself, twice per shape with different made-up ids, so an
-/// enumerated entity type (whose ids the validator checks) never qualifies.
-/// Validation looks at nothing else of such a request, so a request of one
-/// of these shapes is valid without asking again.
-#[derive(Default)]
-pub(crate) struct EmptyContext {
-    shapes: foldhash::HashMap<EntityUid, Vec<(EntityTypeName, EntityTypeName)>>,
-}
-
-/// Past this many shapes (a schema of very many actions and types) the
-/// rest are validated per request, as before; loading stays quick.
-const MAX_SHAPES: usize = 10_000;
-
-impl EmptyContext {
-    pub(crate) fn build(schema: Option<&Schema>) -> EmptyContext {
-        let mut out = EmptyContext::default();
-        let Some(schema) = schema else {
-            return out;
-        };
-        let probe = |p: &EntityTypeName, a: &EntityUid, r: &EntityTypeName, id: &str| {
-            let uid = |t: &EntityTypeName, side: &str| {
-                EntityUid::from_type_name_and_id(
-                    t.clone(),
-                    cedar_policy::EntityId::new(format!("\u{0}doorman-probe-{side}-{id}")),
-                )
-            };
-            Request::new(
-                uid(p, "principal"),
-                a.clone(),
-                uid(r, "resource"),
-                Context::empty(),
-                Some(schema),
-            )
-            .is_ok()
-        };
-        for env in schema.request_envs().take(MAX_SHAPES) {
-            let (p, a, r) = (env.principal(), env.action(), env.resource());
-            if probe(p, a, r, "a") && probe(p, a, r, "b") {
-                out.shapes
-                    .entry(a.clone())
-                    .or_default()
-                    .push((p.clone(), r.clone()));
-            }
-        }
-        out
-    }
-
-    fn accepts(&self, query: &Query) -> bool {
-        self.shapes.get(&query.action).is_some_and(|shapes| {
-            let (p, r) = (query.principal.type_name(), query.resource.type_name());
-            shapes.iter().any(|(sp, sr)| sp == p && sr == r)
-        })
-    }
-}
-
 /// `value` as a Cedar context when it holds only plain JSON: booleans,
 /// integers, strings, arrays and objects without Cedar's `__entity` /
 /// `__extn` escapes. `None` for anything a schema could read otherwise.
@@ -436,49 +342,5 @@ fn request_field(e: &cedar_policy::RequestValidationError, query: &Query) -> &'s
         }
         E::InvalidEnumEntity(_) => "principal",
         _ => "request",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SCHEMA: &str = r#"
-        entity User, Doc;
-        entity Role enum ["admin", "member"];
-        action see appliesTo { principal: [User, Role], resource: Doc };
-        action post appliesTo { principal: User, resource: Doc, context: { n: Long } };
-        action peek appliesTo { principal: User, resource: Doc, context: { n?: Long } };
-    "#;
-
-    fn query(p: &str, a: &str, r: &str) -> Query {
-        Query::parse(p, a, r, serde_json::json!({})).unwrap()
-    }
-
-    #[test]
-    fn only_shapes_valid_whatever_the_ids_skip_validation() {
-        let schema = Schema::from_cedarschema_str(SCHEMA).unwrap().0;
-        let shapes = EmptyContext::build(Some(&schema));
-        assert!(shapes.accepts(&query(r#"User::"u""#, "see", r#"Doc::"d""#)));
-        assert!(shapes.accepts(&query(r#"User::"u""#, "peek", r#"Doc::"d""#)));
-        // An enumerated type: its ids are checked, so it is always validated.
-        let typo = query(r#"Role::"admni""#, "see", r#"Doc::"d""#);
-        assert!(!shapes.accepts(&typo));
-        assert!(
-            Request::new(
-                typo.principal,
-                typo.action,
-                typo.resource,
-                Context::empty(),
-                Some(&schema)
-            )
-            .is_err()
-        );
-        // A required context attribute, a type the action does not take, an
-        // action the schema does not know.
-        assert!(!shapes.accepts(&query(r#"User::"u""#, "post", r#"Doc::"d""#)));
-        assert!(!shapes.accepts(&query(r#"Doc::"d""#, "see", r#"Doc::"d""#)));
-        assert!(!shapes.accepts(&query(r#"User::"u""#, "fly", r#"Doc::"d""#)));
-        assert!(!EmptyContext::build(None).accepts(&query(r#"User::"u""#, "see", r#"Doc::"d""#)));
     }
 }

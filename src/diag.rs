@@ -204,6 +204,25 @@ impl miette::Diagnostic for Sourced<'_> {
     }
 }
 
+/// An error with its causes and help: Cedar's entity errors say only
+/// "does not conform to the schema" at the top and the reason below.
+pub(crate) fn error_chain(e: &(dyn miette::Diagnostic + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if let Some(help) = e.help() {
+        out.push_str(&format!(" (help: {help})"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,25 @@
 //! doorman: a policy-as-code authorization engine and HTTP sidecar on Cedar.
 //!
-//! The data flow, one module per step:
+//! The data flow, one module per step, each importing only those above it
+//! in this list:
 //!
-//! - [`load`]: files on disk (policies, schema, entities) → a [`Snapshot`],
-//!   or every diagnostic explaining why not, each pointing at file:line.
+//! - [`diag`], [`uid`]: diagnostics with file, line, column and an excerpt;
+//!   entity references as users type them.
+//! - [`entity_json`]: Cedar entity JSON read fast (stored and request
+//!   entities alike).
+//! - [`store`]: doorman's compact entity store, its ancestors closed once,
+//!   generations sharing what did not change.
+//! - [`slice`], [`shapes`]: what a request needs evaluated (policies by
+//!   scope) and validated (request shapes), indexed at load time.
 //! - [`snapshot`]: the immutable, validated bundle everything answers from.
-//! - [`entities`]: request-scoped entities layered over the stored ones.
+//! - [`load`]: files on disk (policies, schema, entities) → a [`Snapshot`],
+//!   or every diagnostic explaining why not, each pointing at file:line; a
+//!   reload re-reads only the entity files that changed.
+//! - [`entities`]: request-scoped entities, parsed and checked.
+//! - [`view`]: what one request can reach, as a small Cedar `Entities`.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
-//! - [`reload`]: file watching that triggers a reload of the whole snapshot.
-//! - [`diag`]: diagnostics with file, line, column and a rendered excerpt.
+//! - [`reload`]: file watching that triggers a reload.
+//! - [`server`], [`testing`], [`cli`]: the sidecar, `doorman test`, the CLI.
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and
 //! benchmarks drive the same code the sidecar runs.
@@ -17,15 +28,21 @@ pub mod cli;
 pub mod decide;
 pub mod diag;
 pub mod entities;
+pub mod entity_json;
 pub mod load;
 pub mod reload;
 pub mod server;
+pub mod shapes;
 pub mod slice;
 pub mod snapshot;
+pub mod store;
 pub mod testing;
+pub mod uid;
+pub mod view;
 
 pub use decide::{Answer, Decision, PolicyError, Query, QueryError};
 pub use diag::Diagnostic;
 pub use entities::{Overlay, OverlayError};
-pub use load::{LoadError, Sources, load};
+pub use load::{LoadError, Sources, load, load_over};
 pub use snapshot::{PolicyInfo, Snapshot, ValidationMode};
+pub use store::Store;

@@ -35,7 +35,7 @@ use notify_debouncer_full::{
 };
 
 use crate::diag::Diagnostic;
-use crate::load::{LoadError, Sources, load};
+use crate::load::{LoadError, Sources, load_over};
 use crate::snapshot::Snapshot;
 
 /// How (and whether) to notice file changes.
@@ -282,11 +282,11 @@ fn under_resolved(event_path: &Path, root: &Path) -> bool {
 /// file written in place (truncate, then write) can be read half-written,
 /// and half a policy file is often still valid Cedar. A load that raced a
 /// write is done again once the files hold still.
-fn load_settled(sources: &Sources) -> Result<Snapshot, LoadError> {
+fn load_settled(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     const ATTEMPTS: usize = 5;
     let mut before = signature(sources);
     for _ in 1..ATTEMPTS {
-        let result = load(sources);
+        let result = load_over(sources, previous);
         let after = signature(sources);
         if after == before {
             return result;
@@ -295,7 +295,7 @@ fn load_settled(sources: &Sources) -> Result<Snapshot, LoadError> {
         std::thread::sleep(Duration::from_millis(50));
         before = signature(sources);
     }
-    load(sources)
+    load_over(sources, previous)
 }
 
 /// Path, length and modification time of every input file.
@@ -379,7 +379,7 @@ impl Reloader {
     /// the start-up load, which decides whether the server runs at all.
     pub async fn load_initial(&self) -> Result<Snapshot, LoadError> {
         let _one_at_a_time = self.serial.lock().await;
-        self.load_blocking().await
+        self.load_blocking(None).await
     }
 
     /// One reload attempt. `current` gives the active snapshot (read after
@@ -394,8 +394,10 @@ impl Reloader {
         let _one_at_a_time = self.serial.lock().await;
         let current = current();
         let active = current.as_ref().map(|s| s.revision().to_owned());
-        let active_policies = current.map_or(0, |s| s.policies().len());
-        let loaded = self.load_blocking().await.and_then(|snapshot| {
+        let active_policies = current.as_ref().map_or(0, |s| s.policies().len());
+        // Over the serving snapshot: entity files that did not change are
+        // taken from it, not read again.
+        let loaded = self.load_blocking(current).await.and_then(|snapshot| {
             // A directory caught empty half-way through a non-atomic deploy
             // would otherwise turn a working sidecar into deny-everything.
             if snapshot.policies().is_empty() && active_policies > 0 {
@@ -443,9 +445,9 @@ impl Reloader {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    async fn load_blocking(&self) -> Result<Snapshot, LoadError> {
+    async fn load_blocking(&self, previous: Option<Arc<Snapshot>>) -> Result<Snapshot, LoadError> {
         let sources = self.sources.clone();
-        tokio::task::spawn_blocking(move || load_settled(&sources))
+        tokio::task::spawn_blocking(move || load_settled(&sources, previous.as_deref()))
             .await
             .unwrap_or_else(|e| {
                 Err(LoadError {

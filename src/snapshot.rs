@@ -16,8 +16,10 @@ use std::time::SystemTime;
 use cedar_policy::{Entities, PolicySet, Schema};
 use serde::Serialize;
 
-use crate::decide::EmptyContext;
+use crate::shapes::EmptyContext;
 use crate::slice::Slices;
+use crate::store::Store;
+use crate::store::schema::Conformance;
 
 /// How strictly policies and requests are checked against the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -85,7 +87,17 @@ impl PolicyInfo {
 pub struct Snapshot {
     pub(crate) policies: PolicySet,
     pub(crate) schema: Option<Schema>,
-    pub(crate) entities: Entities,
+    /// The stored entities, shared with the snapshots before and after it
+    /// as far as they hold the same.
+    pub(crate) store: Arc<Store>,
+    /// For a small store, the whole of it as Cedar's `Entities`, so that a
+    /// decision without request entities needs no per-request view.
+    pub(crate) whole: Option<Arc<Entities>>,
+    /// The schema's entity types described once, for checking entities.
+    pub(crate) conformance: Option<Arc<Conformance>>,
+    /// What the entity files held when read, so that a reload re-reads only
+    /// files that changed.
+    pub(crate) entity_files: Arc<crate::load::EntityFiles>,
     /// The policies indexed by scope, so a request evaluates only those that
     /// can apply to it. Shared by snapshots that differ only in entities.
     pub(crate) slices: Arc<Slices>,
@@ -98,7 +110,6 @@ pub struct Snapshot {
     pub(crate) loaded_at: SystemTime,
     pub(crate) validation: ValidationMode,
     pub(crate) schema_files: usize,
-    pub(crate) entity_count: usize,
 }
 
 impl Snapshot {
@@ -141,15 +152,31 @@ impl Snapshot {
     /// Number of entities read from the entity files (action entities from
     /// the schema are not counted).
     pub fn entity_count(&self) -> usize {
-        self.entity_count
+        self.store.len()
+    }
+
+    /// The entity files this snapshot's load read anew (rather than took
+    /// from the snapshot before it), by path.
+    pub fn changed_entity_files(&self) -> &[String] {
+        self.entity_files.changed()
     }
 
     pub fn schema(&self) -> Option<&Schema> {
         self.schema.as_ref()
     }
 
-    pub fn entities(&self) -> &Entities {
-        &self.entities
+    /// The stored entities.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Decide every request through a per-request view of the store, even
+    /// where the store is small enough to be evaluated whole: what the
+    /// differential tests hold against Cedar.
+    #[doc(hidden)]
+    pub fn with_views_only(mut self) -> Snapshot {
+        self.whole = None;
+        self
     }
 
     pub fn policy_set(&self) -> &PolicySet {
@@ -162,7 +189,7 @@ impl Snapshot {
             self.policy_count(),
             self.template_count(),
             self.schema_files,
-            self.entity_count,
+            self.store.len(),
         )
     }
 }

@@ -131,7 +131,7 @@ fn decide(snapshot: &Snapshot, item: Item, shared: Option<&Overlay>) -> Result<A
 }
 
 fn overlay(snapshot: &Snapshot, entities: Value) -> Result<Overlay, ApiError> {
-    Overlay::parse(entities, snapshot.schema()).map_err(|e| {
+    snapshot.overlay(entities).map_err(|e| {
         ApiError::at(
             Code::InvalidEntities,
             format!("entities[{}]", e.index),

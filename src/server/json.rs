@@ -536,6 +536,9 @@ pub struct Status<'a> {
     pub policies: Option<usize>,
     pub templates: Option<usize>,
     pub entities: Option<usize>,
+    /// The entity files the active snapshot's load read anew: every file
+    /// at start-up, the changed ones after a reload (paths: the first 100).
+    pub entity_files_changed: Option<ChangedFiles<'a>>,
     pub schema_files: Option<usize>,
     pub started_at: String,
     pub limits: Limits,
@@ -608,6 +611,12 @@ impl From<&crate::reload::Outcome> for Reloaded {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ChangedFiles<'a> {
+    pub count: usize,
+    pub paths: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
 pub struct Limits {
     pub max_body: usize,
     pub max_batch: usize,
@@ -628,6 +637,13 @@ impl<'a> Status<'a> {
             policies: snapshot.map(|s| s.policy_count()),
             templates: snapshot.map(|s| s.template_count()),
             entities: snapshot.map(|s| s.entity_count()),
+            entity_files_changed: snapshot.map(|s| {
+                let all = s.changed_entity_files();
+                ChangedFiles {
+                    count: all.len(),
+                    paths: &all[..all.len().min(100)],
+                }
+            }),
             schema_files: snapshot.map(|s| s.schema_files()),
             started_at: rfc3339(started_at),
             limits,

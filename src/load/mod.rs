@@ -6,9 +6,16 @@
 //! what makes hot reload safe: a broken edit produces an error, never a
 //! half-loaded snapshot.
 //!
-//! The revision is a SHA-256 over each input's kind, path and bytes, in the
-//! order they are read (sorted), so the same files always give the same
-//! revision and any changed byte gives another.
+//! A reload ([`load_over`]) starts from the snapshot that is serving: entity
+//! files whose bytes did not change are not read again, and their entities
+//! stay in the new store generation as they are (see [`entities`]).
+//!
+//! The revision is a SHA-256 over each input's kind, path and bytes (for
+//! entity files, the SHA-256 of their bytes), in the order they are read
+//! (sorted), so the same files always give the same revision and any
+//! changed byte gives another.
+
+mod entities;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,17 +23,24 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cedar_policy::{
-    Entities, Entity, Policy, PolicyId, PolicySet, Schema, SchemaFragment, Template, Validator,
-};
+use cedar_policy::{Policy, PolicyId, PolicySet, Schema, SchemaFragment, Template, Validator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decide::EmptyContext;
+pub use entities::EntityFiles;
+use entities::Reading;
+
 use crate::diag::{Diagnostic, LineCursor};
-use crate::entities::Reader;
+use crate::shapes::EmptyContext;
 use crate::slice::Slices;
 use crate::snapshot::{PolicyInfo, Snapshot, ValidationMode, summary_line};
+use crate::store::Store;
+use crate::store::schema::Conformance;
+
+/// Stores of at most this many entities are also kept whole as Cedar's own
+/// `Entities` (about 4.5 KB per entity), so that a decision without request
+/// entities evaluates against it directly instead of a per-request view.
+pub const WHOLE_STORE_LIMIT: usize = 20_000;
 
 /// Which files make up a snapshot, and how strictly to check them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,19 +74,26 @@ impl LoadError {
 
 /// Loads and validates everything `sources` names.
 pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
+    load_over(sources, None)
+}
+
+/// Loads `sources` as a reload after `previous`: entity files whose bytes
+/// are unchanged (and read against the same schema) are taken from it.
+/// The result is the same snapshot a fresh [`load`] gives.
+pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
     let mut diags = Vec::new();
     let mut hasher = Sha256::new();
 
     let (policies, mut policy_diags) = load_policies(&sources.policies, &mut hasher);
     diags.append(&mut policy_diags);
 
-    let (schema, schema_files) = match &sources.schema {
-        None => (None, 0),
+    let (schema, schema_files, schema_key) = match &sources.schema {
+        None => (None, 0, String::new()),
         Some(path) => match load_schema(path, &mut hasher) {
-            Ok((s, n)) => (Some(s), n),
+            Ok((s, n, key)) => (Some(s), n, key),
             Err(mut d) => {
                 diags.append(&mut d);
-                (None, 0)
+                (None, 0, String::new())
             }
         },
     };
@@ -98,10 +119,17 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
 
     // Entities are parsed against the schema, so a broken schema would only
     // add noise here; the schema's own errors are already reported.
+    let conformance = schema.as_ref().map(|s| Arc::new(Conformance::new(s)));
     let entities = if schema_failed {
         None
     } else {
-        match load_entities(&sources.entities, schema.as_ref(), &mut hasher) {
+        let reading = Reading {
+            schema: schema.as_ref(),
+            conformance: conformance.as_deref(),
+            key: &schema_key,
+        };
+        let previous = previous.map(|p| (&*p.store, &*p.entity_files));
+        match entities::load(&sources.entities, &reading, previous, &mut hasher) {
             Ok(e) => Some(e),
             Err(mut d) => {
                 diags.append(&mut d);
@@ -116,14 +144,15 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
         })
     };
     match (policies, entities) {
-        (Some(policies), Some((entities, entity_count))) if diags.is_empty() => {
+        (Some(policies), Some((store, files))) if diags.is_empty() => {
             let revision = hex::encode(&hasher.finalize()[..8]);
             Ok(assemble(
                 policies,
                 schema,
                 schema_files,
-                entities,
-                entity_count,
+                conformance,
+                store,
+                files,
                 revision,
                 sources.validation,
             ))
@@ -133,7 +162,7 @@ pub fn load(sources: &Sources) -> Result<Snapshot, LoadError> {
                 count(&policies, false),
                 count(&policies, true),
                 schema_files,
-                entities.map_or(0, |e| e.1),
+                entities.map_or(0, |e| e.0.len()),
             ),
             diagnostics: diags,
         }),
@@ -146,14 +175,20 @@ impl Snapshot {
     pub fn with_entity_files(&self, paths: &[PathBuf]) -> Result<Snapshot, LoadError> {
         let mut hasher = Sha256::new();
         hasher.update(self.revision.as_bytes());
-        let (entities, count) =
-            load_entities(paths, self.schema.as_ref(), &mut hasher).map_err(|diagnostics| {
+        let key = self.entity_files.schema_key().to_owned();
+        let reading = Reading {
+            schema: self.schema.as_ref(),
+            conformance: self.conformance.as_deref(),
+            key: &key,
+        };
+        let (store, files) =
+            entities::load(paths, &reading, None, &mut hasher).map_err(|diagnostics| {
                 LoadError {
                     diagnostics,
                     summary: self.summary(),
                 }
             })?;
-        Ok(self.with_entities(entities, count, hex::encode(&hasher.finalize()[..8])))
+        Ok(self.with_store(store, files, hex::encode(&hasher.finalize()[..8])))
     }
 
     /// The same policies and schema over entities given as Cedar entity JSON
@@ -167,24 +202,34 @@ impl Snapshot {
                 "entities must be a JSON array of Cedar entities",
             )));
         };
-        let count = items.len();
-        let json = Value::Array(items);
         // Like every revision, a hash of the content: two worlds of the same
         // size must not share one.
         let mut hasher = Sha256::new();
         hasher.update(self.revision.as_bytes());
-        hasher.update(json.to_string().as_bytes());
+        hasher.update(Value::Array(items.clone()).to_string().as_bytes());
         let revision = hex::encode(&hasher.finalize()[..8]);
-        let entities = Entities::from_json_value(json, self.schema.as_ref())
-            .map_err(|e| LoadError::single(Diagnostic::new(source, 0, 0, error_chain(&e))))?;
-        Ok(self.with_entities(entities, count, revision))
+        let key = self.entity_files.schema_key().to_owned();
+        let reading = Reading {
+            schema: self.schema.as_ref(),
+            conformance: self.conformance.as_deref(),
+            key: &key,
+        };
+        let store =
+            entities::from_json(source, items, &reading).map_err(|diagnostics| LoadError {
+                diagnostics,
+                summary: self.summary(),
+            })?;
+        Ok(self.with_store(store, EntityFiles::default(), revision))
     }
 
-    fn with_entities(&self, entities: Entities, entity_count: usize, revision: String) -> Snapshot {
+    fn with_store(&self, store: Store, files: EntityFiles, revision: String) -> Snapshot {
         Snapshot {
             policies: self.policies.clone(),
             schema: self.schema.clone(),
-            entities,
+            whole: whole(&store),
+            store: Arc::new(store),
+            conformance: self.conformance.clone(),
+            entity_files: Arc::new(files),
             slices: Arc::clone(&self.slices),
             empty_context: Arc::clone(&self.empty_context),
             info: self.info.clone(),
@@ -193,17 +238,23 @@ impl Snapshot {
             loaded_at: SystemTime::now(),
             validation: self.validation,
             schema_files: self.schema_files,
-            entity_count,
         }
     }
 }
 
+/// The whole store as Cedar's `Entities`, when it is small enough.
+fn whole(store: &Store) -> Option<Arc<cedar_policy::Entities>> {
+    (store.len() <= WHOLE_STORE_LIMIT).then(|| Arc::new(store.to_cedar()))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     policies: LoadedPolicies,
     schema: Option<Schema>,
     schema_files: usize,
-    entities: Entities,
-    entity_count: usize,
+    conformance: Option<Arc<Conformance>>,
+    store: Store,
+    files: EntityFiles,
     revision: String,
     validation: ValidationMode,
 ) -> Snapshot {
@@ -218,7 +269,10 @@ fn assemble(
     Snapshot {
         policies: policies.set,
         schema,
-        entities,
+        whole: whole(&store),
+        store: Arc::new(store),
+        conformance,
+        entity_files: Arc::new(files),
         slices,
         empty_context,
         info: policies.info,
@@ -227,7 +281,6 @@ fn assemble(
         loaded_at: SystemTime::now(),
         validation,
         schema_files,
-        entity_count,
     }
 }
 
@@ -403,7 +456,11 @@ fn validate(policies: &LoadedPolicies, schema: &Schema, mode: ValidationMode) ->
 
 // ------------------------------------------------------------------ schema
 
-fn load_schema(path: &Path, hasher: &mut Sha256) -> Result<(Schema, usize), Vec<Diagnostic>> {
+/// The schema, its file count, and a digest of its files' contents.
+fn load_schema(
+    path: &Path,
+    hasher: &mut Sha256,
+) -> Result<(Schema, usize, String), Vec<Diagnostic>> {
     let files = list_files(path, |name| {
         name.ends_with(".cedarschema") || name.ends_with(".cedarschema.json")
     })
@@ -418,6 +475,7 @@ fn load_schema(path: &Path, hasher: &mut Sha256) -> Result<(Schema, usize), Vec<
     }
     let mut diags = Vec::new();
     let mut fragments = Vec::new();
+    let mut own = Sha256::new();
     for file in &files {
         let text = match read(file, hasher, "schema") {
             Ok(t) => t,
@@ -426,6 +484,8 @@ fn load_schema(path: &Path, hasher: &mut Sha256) -> Result<(Schema, usize), Vec<
                 continue;
             }
         };
+        own.update(file.to_string_lossy().as_bytes());
+        own.update(text.as_bytes());
         let name = file.to_string_lossy();
         if name.ends_with(".json") {
             match SchemaFragment::from_json_str(&text) {
@@ -443,7 +503,7 @@ fn load_schema(path: &Path, hasher: &mut Sha256) -> Result<(Schema, usize), Vec<
         return Err(diags);
     }
     Schema::from_schema_fragments(fragments)
-        .map(|s| (s, files.len()))
+        .map(|s| (s, files.len(), hex::encode(own.finalize())))
         .map_err(|e| vec![Diagnostic::new(path, 0, 0, e.to_string())])
 }
 
@@ -477,210 +537,11 @@ fn parse_serde_location(message: &str) -> Option<(usize, usize)> {
 
 // ---------------------------------------------------------------- entities
 
-fn load_entities(
-    paths: &[PathBuf],
-    schema: Option<&Schema>,
-    hasher: &mut Sha256,
-) -> Result<(Entities, usize), Vec<Diagnostic>> {
-    let mut files = Vec::new();
-    for path in paths {
-        let found = list_files(path, is_entity_file).map_err(|d| vec![d])?;
-        files.extend(found);
-    }
-    if let Some(schema) = schema
-        && let Some(loaded) = load_entities_fast(&files, schema, hasher)
-    {
-        return Ok(loaded);
-    }
-    let mut diags = Vec::new();
-    let mut all = Vec::new();
-    for file in &files {
-        match read(file, hasher, "entities").and_then(|text| parse_entity_file(file, &text)) {
-            Ok(mut items) => all.append(&mut items),
-            Err(d) => diags.push(d),
-        }
-    }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
-    let count = all.len();
-    match Entities::from_json_value(Value::Array(all), schema) {
-        Ok(e) => Ok((e, count)),
-        // The combined parse only says what is wrong, not where: find out by
-        // parsing file by file and entity by entity (only on this error path).
-        Err(e) => Err(locate_entity_errors(&files, schema, &error_chain(&e))),
-    }
-}
-
-/// The same result as the path below for entity files that load, in a
-/// fraction of the time and memory: files are read (and hashed) in order
-/// by this thread while workers parse them, each list item is read into an
-/// `Entity` as it is parsed (no document-sized JSON tree, no Cedar JSON
-/// parser; see [`crate::entities::Reader`]), and the store is built by
-/// `Entities::from_entities`, which runs Cedar's schema conformance check
-/// and transitive closure as the JSON path does. `None` when anything is
-/// amiss (an unreadable file, a value left to Cedar, a refused entity): the
-/// caller then takes the JSON path, which finds and words every problem.
-fn load_entities_fast(
-    files: &[PathBuf],
-    schema: &Schema,
-    hasher: &mut Sha256,
-) -> Option<(Entities, usize)> {
-    use std::sync::mpsc::sync_channel;
-    use std::sync::{Arc, Mutex};
-
-    let mut hashed = hasher.clone();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, files.len().max(1));
-    // Two files queued per worker at most, so memory holds a few files'
-    // text rather than all of it.
-    let (send, receive) = sync_channel::<(usize, &Path, String)>(workers * 2);
-    let receive = Arc::new(Mutex::new(receive));
-    let parsed: Vec<(usize, Option<Vec<Entity>>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let receive = Arc::clone(&receive);
-                scope.spawn(move || {
-                    let mut reader = Reader::new(schema, true);
-                    let mut out = Vec::new();
-                    loop {
-                        // A poisoned lock means another worker panicked;
-                        // stop, and let the JSON path decide.
-                        let next = match receive.lock() {
-                            Ok(r) => r.recv(),
-                            Err(_) => break,
-                        };
-                        let Ok((i, path, text)) = next else { break };
-                        out.push((i, read_entity_file(&mut reader, path, &text)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        let mut readable = true;
-        for (i, file) in files.iter().enumerate() {
-            match read(file, &mut hashed, "entities") {
-                Ok(text) => {
-                    if send.send((i, file.as_path(), text)).is_err() {
-                        readable = false;
-                        break;
-                    }
-                }
-                Err(_) => {
-                    readable = false;
-                    break;
-                }
-            }
-        }
-        drop(send);
-        let mut parsed = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(mut p) => parsed.append(&mut p),
-                Err(_) => readable = false,
-            }
-        }
-        if !readable {
-            parsed.push((usize::MAX, None));
-        }
-        parsed
-    });
-    let mut parsed = parsed;
-    parsed.sort_by_key(|(i, _)| *i);
-    let mut all = Vec::new();
-    for (_, entities) in parsed {
-        all.append(&mut entities?);
-    }
-    let count = all.len();
-    let entities = Entities::from_entities(all, Some(schema)).ok()?;
-    *hasher = hashed;
-    Some((entities, count))
-}
-
-/// One entity file's entities read by `reader`, or `None` if the JSON path
-/// must decide. JSON is read item by item as it is parsed.
-fn read_entity_file(reader: &mut Reader<'_>, path: &Path, text: &str) -> Option<Vec<Entity>> {
-    if is_yaml(path) {
-        return match serde_saphyr::from_str::<Value>(text).ok()? {
-            Value::Array(items) => items
-                .iter()
-                .map(|item| reader.entity(item).map(|(e, _)| e))
-                .collect(),
-            Value::Null => Some(Vec::new()),
-            _ => None,
-        };
-    }
-    let mut out = Vec::new();
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde::Deserializer::deserialize_any(
-        &mut de,
-        ItemVisitor {
-            reader,
-            out: &mut out,
-        },
-    )
-    .ok()?;
-    de.end().ok()?;
-    Some(out)
-}
-
-/// Reads a JSON entity list one item at a time (or `null`: no entities).
-struct ItemVisitor<'r, 's> {
-    reader: &'r mut Reader<'s>,
-    out: &'r mut Vec<Entity>,
-}
-
-impl<'de> serde::de::Visitor<'de> for ItemVisitor<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of entities")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<Value>()? {
-            let (entity, _) = self
-                .reader
-                .entity(&item)
-                .ok_or_else(|| serde::de::Error::custom("left to Cedar's parser"))?;
-            self.out.push(entity);
-        }
-        Ok(())
-    }
-}
-
 pub(crate) fn is_entity_file(name: &str) -> bool {
     name.ends_with(".json") || name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-/// Parses one entity file (JSON, or the same structure in YAML) into its
-/// list of entities.
-fn parse_entity_file(path: &Path, text: &str) -> Result<Vec<Value>, Diagnostic> {
-    let value: Value = if is_yaml(path) {
-        serde_saphyr::from_str(text).map_err(|e| yaml_diagnostic(path, &e))?
-    } else {
-        serde_json::from_str(text)
-            .map_err(|e| Diagnostic::new(path, e.line(), e.column(), e.to_string()))?
-    };
-    match value {
-        Value::Array(items) => Ok(items),
-        // An empty YAML document is an empty list of entities.
-        Value::Null => Ok(Vec::new()),
-        _ => Err(Diagnostic::new(
-            path,
-            1,
-            1,
-            "an entity file must hold a list of entities ({uid, attrs, parents})",
-        )),
-    }
-}
-
-fn is_yaml(path: &Path) -> bool {
+pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
@@ -708,88 +569,6 @@ pub(crate) fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnosti
     // message the diagnostic already prints.
     d.rendered = message.lines().skip(1).collect::<Vec<_>>().join("\n");
     d
-}
-
-fn locate_entity_errors(
-    files: &[PathBuf],
-    schema: Option<&Schema>,
-    combined: &str,
-) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
-    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        let Ok(items) = parse_entity_file(file, &text) else {
-            continue;
-        };
-        let lines = item_lines(&text, is_yaml(file));
-        for (i, item) in items.into_iter().enumerate() {
-            let line = lines.get(i).copied().unwrap_or(0);
-            let uid = uid_label(&item);
-            if let Some((other, other_line)) = seen.get(&uid) {
-                diags.push(Diagnostic::new(
-                    file,
-                    line,
-                    0,
-                    format!(
-                        "duplicate entity {uid}: also at {}:{other_line}",
-                        other.display()
-                    ),
-                ));
-                continue;
-            }
-            seen.insert(uid.clone(), (file.clone(), line));
-            if let Err(e) = Entities::from_json_value(Value::Array(vec![item]), schema) {
-                diags.push(Diagnostic::new(
-                    file,
-                    line,
-                    0,
-                    format!("entity {uid}: {}", error_chain(&e)),
-                ));
-            }
-        }
-    }
-    if diags.is_empty() {
-        let first = files
-            .first()
-            .map_or(Path::new("<entities>"), |p| p.as_path());
-        diags.push(Diagnostic::new(first, 0, 0, combined));
-    }
-    diags
-}
-
-/// An error with its causes and help: Cedar's entity errors say only
-/// "does not conform to the schema" at the top and the reason below.
-pub(crate) fn error_chain(e: &(dyn miette::Diagnostic + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    if let Some(help) = e.help() {
-        out.push_str(&format!(" (help: {help})"));
-    }
-    out
-}
-
-fn uid_label(item: &Value) -> String {
-    let uid = item.get("uid");
-    let uid = uid.and_then(|u| u.get("__entity")).or(uid);
-    match uid {
-        Some(u) => format!(
-            "{}::{}",
-            u.get("type").and_then(Value::as_str).unwrap_or("?"),
-            u.get("id").map(Value::to_string).unwrap_or_default()
-        ),
-        None => "(no uid)".to_owned(),
-    }
 }
 
 /// The 1-based line on which each top-level list item starts: exact for

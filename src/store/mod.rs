@@ -1,0 +1,379 @@
+//! doorman's entity store: every stored entity in a compact form, its
+//! ancestors closed once, shared between generations.
+//!
+//! Why not Cedar's `Entities`: it keeps about 4.5 KB per entity of the
+//! bundled model's shape (B-tree nodes and hash sets per attribute, 120-byte
+//! UIDs everywhere) and recomputes the whole transitive closure whenever
+//! anything is added, so 1M members took 7 GiB and 50 s to load and a
+//! one-file change cost the same again. Here:
+//!
+//! - an entity is a [`Record`]: its reference as a [`Key`], attribute names
+//!   shared by every entity with the same names, values compact
+//!   ([`value::Val`]), its parents, and its *closed* ancestor set, itself
+//!   shared by every entity with the same parents;
+//! - records live in [`SHARDS`] hash maps behind `Arc`s. A new generation
+//!   ([`Store::apply`]) copies the shards it changes and shares the rest,
+//!   so a change costs what it touches, not what the store holds;
+//! - closures are computed for the changed entities, and for entities below
+//!   a changed one only when a changed entity has children (the store counts
+//!   children per parent, so it knows without looking);
+//! - a request never sees this form: [`crate::view`] turns what a request
+//!   can reach into a small Cedar `Entities`, with the closed ancestor sets
+//!   as they are (Cedar is told not to recompute them).
+//!
+//! The store holds what the loader checked: every record conformed to the
+//! schema when it was read ([`schema::Conformance`]), and [`Store::apply`]
+//! refuses duplicates and cycles, as Cedar's own `Entities` does.
+
+pub(crate) mod schema;
+pub(crate) mod value;
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use cedar_policy_core::ast::{Entity, EntityUID, PartialValue};
+use smol_str::SmolStr;
+
+pub(crate) use value::{Key, KeyRef, Types, Val};
+
+/// How many maps the records are spread over. A generation copies the maps
+/// a change touches: a tenant's hundred-odd entities touch about as many
+/// maps, each 1/1024 of the store.
+pub(crate) const SHARDS: usize = 1024;
+
+type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+type Shard = Map<Key, Arc<Record>>;
+
+/// One stored entity.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub(crate) key: Key,
+    names: Arc<[SmolStr]>,
+    values: Box<[Val]>,
+    tags: Box<[(SmolStr, Val)]>,
+    pub(crate) parents: Box<[Key]>,
+    /// Every ancestor (parents included), sorted; shared between records.
+    pub(crate) ancestors: Arc<[Key]>,
+    /// The entity file it came from (an index the loader assigns).
+    pub(crate) file: u32,
+}
+
+/// Shares attribute-name lists among the records one reader makes.
+#[derive(Default)]
+pub(crate) struct Names {
+    known: foldhash::HashSet<Arc<[SmolStr]>>,
+}
+
+impl Names {
+    fn intern(&mut self, names: Vec<SmolStr>) -> Arc<[SmolStr]> {
+        if let Some(known) = self.known.get(names.as_slice()) {
+            return Arc::clone(known);
+        }
+        let names: Arc<[SmolStr]> = names.into();
+        self.known.insert(Arc::clone(&names));
+        names
+    }
+}
+
+impl Record {
+    /// The compact form of a Cedar entity (its closure is computed when it
+    /// enters a store). `None` if a value is a residual, which entity data
+    /// never holds.
+    pub(crate) fn from_cedar(
+        entity: &Entity,
+        types: &mut Types,
+        names: &mut Names,
+        file: u32,
+    ) -> Option<Record> {
+        let mut attr_names = Vec::with_capacity(entity.attrs_len());
+        let mut values = Vec::with_capacity(entity.attrs_len());
+        for (k, v) in entity.attrs() {
+            attr_names.push(k.clone());
+            values.push(Val::from_cedar(v, types)?);
+        }
+        let tags = entity
+            .tags()
+            .map(|(k, v)| Some((k.clone(), Val::from_cedar(v, types)?)))
+            .collect::<Option<_>>()?;
+        let mut parents: Vec<Key> = entity.ancestors().map(|p| types.key(p)).collect();
+        parents.sort();
+        parents.dedup();
+        Some(Record {
+            key: types.key(entity.uid()),
+            names: names.intern(attr_names),
+            values: values.into(),
+            tags,
+            parents: parents.into(),
+            ancestors: Arc::from([]),
+            file,
+        })
+    }
+
+    /// Cedar's entity, with `ancestors` as its ancestor set (the record's
+    /// own closure, or the one a request's entities give it).
+    pub(crate) fn to_cedar(&self, ancestors: impl Iterator<Item = EntityUID>) -> Entity {
+        let attrs = self
+            .names
+            .iter()
+            .zip(self.values.iter())
+            .map(|(k, v)| (k.clone(), PartialValue::Value(v.to_cedar())));
+        let tags = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), PartialValue::Value(v.to_cedar())));
+        Entity::new_with_attr_partial_value(
+            self.key.uid(),
+            attrs,
+            HashSet::new(),
+            ancestors.collect(),
+            tags,
+        )
+    }
+
+    /// Every entity its attributes and tags name.
+    pub(crate) fn references<'r>(&'r self, out: &mut Vec<&'r Key>) {
+        self.values.iter().for_each(|v| v.keys(out));
+        self.tags.iter().for_each(|(_, v)| v.keys(out));
+    }
+}
+
+/// Why a change could not be applied.
+#[derive(Debug, Clone)]
+pub(crate) enum StoreError {
+    /// `key` is defined twice: by file `first` and by file `second`
+    /// (the same number when a file names it twice).
+    Duplicate { key: Key, first: u32, second: u32 },
+    /// `key` is its own ancestor, through its parent `through`.
+    Cycle { key: Key, through: Key, file: u32 },
+}
+
+/// One generation of the stored entities. Cloning shares everything.
+#[derive(Clone)]
+pub struct Store {
+    shards: Vec<Arc<Shard>>,
+    len: usize,
+    /// How many stored records name each key as a parent.
+    children: Arc<Map<Key, u32>>,
+    /// The schema's action entities (none without a schema).
+    actions: Arc<foldhash::HashMap<EntityUID, Arc<Entity>>>,
+}
+
+impl Store {
+    pub(crate) fn new(actions: foldhash::HashMap<EntityUID, Arc<Entity>>) -> Store {
+        Store {
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
+            len: 0,
+            children: Arc::default(),
+            actions: Arc::new(actions),
+        }
+    }
+
+    /// Number of stored entities (the schema's actions not counted).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn shard_of(key: KeyRef<'_>) -> usize {
+        // A fixed hasher: the shard must not depend on the process.
+        (foldhash::fast::FixedState::default().hash_one(key) as usize) % SHARDS
+    }
+
+    pub(crate) fn get(&self, uid: &EntityUID) -> Option<&Arc<Record>> {
+        self.get_ref(KeyRef::of(uid))
+    }
+
+    pub(crate) fn get_key(&self, key: &Key) -> Option<&Arc<Record>> {
+        self.get_ref(key.as_ref())
+    }
+
+    fn get_ref(&self, key: KeyRef<'_>) -> Option<&Arc<Record>> {
+        self.shards[Self::shard_of(key)].get(&key)
+    }
+
+    /// A schema action entity.
+    pub(crate) fn action(&self, uid: &EntityUID) -> Option<&Arc<Entity>> {
+        self.actions.get(uid)
+    }
+
+    pub(crate) fn records(&self) -> impl Iterator<Item = &Arc<Record>> {
+        self.shards.iter().flat_map(|s| s.values())
+    }
+
+    /// The closed ancestors of `uid` as stored (empty when unknown).
+    pub(crate) fn ancestors(&self, uid: &EntityUID) -> Vec<EntityUID> {
+        match self.get(uid) {
+            Some(r) => r.ancestors.iter().map(Key::uid).collect(),
+            None => self
+                .action(uid)
+                .map(|a| a.ancestors().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every stored entity (and the schema's actions) as Cedar's own
+    /// `Entities`: what Cedar would have built from the same files. For
+    /// tests and for small stores, whose decisions then skip the per-request
+    /// view; a large store is never turned into this.
+    pub fn to_cedar(&self) -> cedar_policy::Entities {
+        let entities = self
+            .records()
+            .map(|r| Arc::new(r.to_cedar(r.ancestors.iter().map(Key::uid))))
+            .chain(self.actions.values().cloned());
+        let core = cedar_policy_core::entities::Entities::new()
+            .add_entities(
+                entities,
+                None::<&cedar_policy_core::entities::NoEntitiesSchema>,
+                cedar_policy_core::entities::TCComputation::AssumeAlreadyComputed,
+                cedar_policy_core::extensions::Extensions::all_available(),
+            )
+            // Keys are unique in the store, so nothing can clash.
+            .unwrap_or_default();
+        core.into()
+    }
+
+    /// A new generation: `removed` taken out, then `added` put in, closures
+    /// recomputed where they can have changed. `self` is untouched.
+    pub(crate) fn apply(&self, removed: &[Key], added: Vec<Record>) -> Result<Store, StoreError> {
+        let mut next = self.clone();
+        let children = Arc::make_mut(&mut next.children);
+        let mut changed: Vec<Key> = Vec::with_capacity(removed.len() + added.len());
+        for key in removed {
+            let shard = Arc::make_mut(&mut next.shards[Self::shard_of(key.as_ref())]);
+            if let Some(old) = shard.remove(key) {
+                next.len -= 1;
+                for p in old.parents.iter() {
+                    if let Some(n) = children.get_mut(p) {
+                        *n -= 1;
+                        if *n == 0 {
+                            children.remove(p);
+                        }
+                    }
+                }
+                changed.push(key.clone());
+            }
+        }
+        let mut fresh: Map<Key, ()> = Map::default();
+        for record in added {
+            let shard = Arc::make_mut(&mut next.shards[Self::shard_of(record.key.as_ref())]);
+            if let Some(existing) = shard.get(&record.key) {
+                return Err(StoreError::Duplicate {
+                    key: record.key.clone(),
+                    first: existing.file,
+                    second: record.file,
+                });
+            }
+            for p in record.parents.iter() {
+                *children.entry(p.clone()).or_insert(0) += 1;
+            }
+            fresh.insert(record.key.clone(), ());
+            changed.push(record.key.clone());
+            shard.insert(record.key.clone(), Arc::new(record));
+            next.len += 1;
+        }
+        // Entities below a changed one: only looked for when a changed
+        // entity has (or had) children, which a seat never does.
+        let mut dirty: Map<Key, ()> = fresh;
+        let parents_changed: foldhash::HashSet<&Key> = changed
+            .iter()
+            .filter(|k| children.contains_key(*k) || self.children.contains_key(*k))
+            .collect();
+        if !parents_changed.is_empty() {
+            for r in next.records() {
+                if r.ancestors.iter().any(|a| parents_changed.contains(a)) {
+                    dirty.insert(r.key.clone(), ());
+                }
+            }
+        }
+        next.close(&dirty)?;
+        Ok(next)
+    }
+
+    /// Recomputes the closure of every `dirty` record, from its parents'
+    /// closures (parents outside `dirty` are already right).
+    fn close(&mut self, dirty: &Map<Key, ()>) -> Result<(), StoreError> {
+        let mut done: Map<Key, Arc<[Key]>> = Map::default();
+        let mut by_parents: Map<Box<[Key]>, Arc<[Key]>> = Map::default();
+        let mut on_stack: Map<Key, ()> = Map::default();
+        for start in dirty.keys() {
+            if done.contains_key(start) {
+                continue;
+            }
+            // Depth-first over dirty parents, without recursion: a deep
+            // hierarchy must not overflow the stack.
+            let mut stack: Vec<Key> = vec![start.clone()];
+            on_stack.insert(start.clone(), ());
+            while let Some(top) = stack.last().cloned() {
+                let Some(record) = self.get_key(&top).cloned() else {
+                    stack.pop();
+                    on_stack.remove(&top);
+                    continue;
+                };
+                let pending = record
+                    .parents
+                    .iter()
+                    .find(|p| dirty.contains_key(*p) && !done.contains_key(*p));
+                if let Some(p) = pending {
+                    if on_stack.contains_key(p) || *p == top {
+                        return Err(StoreError::Cycle {
+                            key: p.clone(),
+                            through: top,
+                            file: record.file,
+                        });
+                    }
+                    if self.get_key(p).is_some() {
+                        on_stack.insert(p.clone(), ());
+                        stack.push(p.clone());
+                        continue;
+                    }
+                }
+                let closure = match by_parents.get(&record.parents) {
+                    Some(c) => Arc::clone(c),
+                    None => {
+                        let mut all: Vec<Key> = record.parents.to_vec();
+                        for p in record.parents.iter() {
+                            match done.get(p) {
+                                Some(c) => all.extend(c.iter().cloned()),
+                                None => {
+                                    if let Some(r) = self.get_key(p) {
+                                        all.extend(r.ancestors.iter().cloned());
+                                    }
+                                }
+                            }
+                        }
+                        all.sort();
+                        all.dedup();
+                        if all.binary_search(&top).is_ok() {
+                            let through = record.parents.first().cloned().unwrap_or(top.clone());
+                            return Err(StoreError::Cycle {
+                                key: top,
+                                through,
+                                file: record.file,
+                            });
+                        }
+                        let c: Arc<[Key]> = all.into();
+                        by_parents.insert(record.parents.clone(), Arc::clone(&c));
+                        c
+                    }
+                };
+                done.insert(top.clone(), closure);
+                stack.pop();
+                on_stack.remove(&top);
+            }
+        }
+        for (key, closure) in done {
+            let shard = Arc::make_mut(&mut self.shards[Self::shard_of(key.as_ref())]);
+            if let Some(slot) = shard.get_mut(&key)
+                && !Arc::ptr_eq(&slot.ancestors, &closure)
+            {
+                let record = Arc::make_mut(slot);
+                record.ancestors = closure;
+            }
+        }
+        Ok(())
+    }
+}
