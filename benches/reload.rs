@@ -18,7 +18,10 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{Shape, memory, policy_dir, ratio, sources, tenant_policies, write_world};
+use common::{
+    Shape, memory, policy_dir, ratio, sources, tenant_file, tenant_path, tenant_policies,
+    write_tenant_world, write_world,
+};
 use criterion::{BenchmarkId, Criterion};
 
 fn main() {
@@ -83,6 +86,59 @@ fn main() {
             b.iter(|| black_box(doorman::load(&src).expect("loads")))
         });
     }
+    // One tenant's file rewritten in a tenant-per-file world: what a
+    // membership change costs a running sidecar (the reload reads that
+    // file only). Each iteration writes the other version of the file,
+    // reloads over the serving snapshot, and checks the answer changed.
+    for members in [100_000, 1_000_000] {
+        let shape = Shape::members(members);
+        let label = shape.label();
+        let id = format!("reload/one-tenant/{label}");
+        if !common::selected(&id) {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let entities = write_tenant_world(dir.path(), shape);
+        let src = sources(common::root().join("policies"), vec![entities.clone()]);
+        let before = memory();
+        let started = Instant::now();
+        let mut serving = doorman::load(&src).expect("loads");
+        println!(
+            "{id}: {} in {} files (first load {:.1?}; before: {before}; after: {})",
+            serving.summary(),
+            shape.companies + 1,
+            started.elapsed(),
+            memory()
+        );
+        let c = shape.companies / 2;
+        let file = tenant_path(&entities, c);
+        // Seat m0 is an admin in version 0 and a manager in version 1
+        // (version 1 rotates roles by two): billing is the admins' alone.
+        let question = doorman::Query::parse(
+            &format!("Member::\"c{c}-m0\""),
+            "ModifyBilling",
+            &format!("Company::\"c{c}\""),
+            serde_json::json!({}),
+        )
+        .expect("query");
+        let versions = [tenant_file(c, shape.members, 0), tenant_file(c, shape.members, 2)];
+        let mut k = 0;
+        let mut peak = 0u64;
+        group.bench_function(BenchmarkId::new("one-tenant", &label), |b| {
+            b.iter(|| {
+                k += 1;
+                let was = serving.decide(&question).expect("answer").decision;
+                std::fs::write(&file, &versions[k % 2]).expect("rewrite");
+                let next = doorman::load_over(&src, Some(&serving)).expect("reloads");
+                assert_eq!(next.changed_entity_files().len(), 1);
+                let now = next.decide(&question).expect("answer").decision;
+                assert_ne!(was, now, "the rewrite changes the answer");
+                serving = next;
+                peak = peak.max(common::rss_kib());
+            })
+        });
+        println!("{id}: after the reloads: {} (highest seen between reloads {} MiB)", memory(), peak / 1024);
+    }
     group.finish();
 
     c.final_summary();
@@ -93,6 +149,8 @@ fn main() {
         "reload/policies/10k",
         "reload/members/100k",
         "reload/members/1M",
+        "reload/one-tenant/100k",
+        "reload/one-tenant/1M",
     ] {
         match common::median_ns(id) {
             Some(ns) => println!("  {id}: {}", common::fmt_ns(ns)),
@@ -100,4 +158,8 @@ fn main() {
         }
     }
     println!("  {}", ratio("reload/members/1M", "reload/members/100k"));
+    println!(
+        "  {} (target: flat, each <= 200 ms)",
+        ratio("reload/one-tenant/1M", "reload/one-tenant/100k")
+    );
 }

@@ -119,7 +119,48 @@ pub fn write_world(dir: &Path, shape: Shape) -> PathBuf {
     out
 }
 
+/// The same world with one file per company (`tenants/c123.json`), the
+/// layout the README recommends at scale: a change to one tenant rewrites
+/// one small file, which is all a reload then reads.
+pub fn write_tenant_world(dir: &Path, shape: Shape) -> PathBuf {
+    let out = dir.join("entities");
+    std::fs::create_dir_all(out.join("tenants")).expect("entity dir");
+    let roles: Vec<Value> = ["admin", "manager", "agent", "member", "store_member"]
+        .iter()
+        .map(|r| json!({"uid": {"type": "Role", "id": r}, "attrs": {}, "parents": []}))
+        .collect();
+    std::fs::write(out.join("roles.json"), Value::Array(roles).to_string()).expect("roles");
+    for c in 0..shape.companies {
+        std::fs::write(tenant_path(&out, c), tenant_file(c, shape.members, 0)).expect("tenant");
+    }
+    out
+}
+
+pub fn tenant_path(entities: &Path, c: usize) -> PathBuf {
+    entities.join("tenants").join(format!("c{c}.json"))
+}
+
+/// Company `c`'s file; `shift` rotates its seats' roles, so that two shifts
+/// give two versions of the same tenant that answer differently.
+pub fn tenant_file(c: usize, members: usize, shift: usize) -> String {
+    let mut text = String::new();
+    let mut sep = "[";
+    write_company_shifted(&mut text, c, members, &mut sep, shift);
+    text.push(']');
+    text
+}
+
 fn write_company(out: &mut String, c: usize, members: usize, sep: &mut &'static str) {
+    write_company_shifted(out, c, members, sep, 0)
+}
+
+fn write_company_shifted(
+    out: &mut String,
+    c: usize,
+    members: usize,
+    sep: &mut &'static str,
+    shift: usize,
+) {
     let co = format!("c{c}");
     let company = format!(r#"{{"type":"Company","id":"{co}"}}"#);
     let mut item = |out: &mut String, ty: &str, id: &str, attrs: &str, parents: &str| {
@@ -231,7 +272,7 @@ fn write_company(out: &mut String, c: usize, members: usize, sep: &mut &'static 
     }
     item(out, "ApiKey", &format!("{co}-key"), &with_company, &company);
     for m in 0..members {
-        let role = ROLES[m % ROLES.len()];
+        let role = ROLES[(m + shift) % ROLES.len()];
         let agents = if m.is_multiple_of(3) {
             format!(r#"{{"type":"Agent","id":"{co}-ag{}"}}"#, m % 2)
         } else {
@@ -580,6 +621,17 @@ pub fn selected(id: &str) -> bool {
         || filters
             .iter()
             .any(|f| regex::Regex::new(f).map_or(true, |re| re.is_match(id)))
+}
+
+/// This process's resident memory in KiB (0 where /proc is missing).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Peak and current resident memory of this process, from /proc (Linux).
