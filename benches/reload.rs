@@ -121,7 +121,10 @@ fn main() {
             serde_json::json!({}),
         )
         .expect("query");
-        let versions = [tenant_file(c, shape.members, 0), tenant_file(c, shape.members, 2)];
+        let versions = [
+            tenant_file(c, shape.members, 0),
+            tenant_file(c, shape.members, 2),
+        ];
         let mut k = 0;
         let mut peak = 0u64;
         group.bench_function(BenchmarkId::new("one-tenant", &label), |b| {
@@ -137,7 +140,11 @@ fn main() {
                 peak = peak.max(common::rss_kib());
             })
         });
-        println!("{id}: after the reloads: {} (highest seen between reloads {} MiB)", memory(), peak / 1024);
+        println!(
+            "{id}: after the reloads: {} (highest seen between reloads {} MiB)",
+            memory(),
+            peak / 1024
+        );
     }
     group.finish();
 

@@ -104,7 +104,11 @@ fn org(rng: &mut Rng, k: usize) -> Value {
         attrs["owner"] = r("User", some(rng, "u", USERS));
     }
     // Orgs form a chain: o2 in o1 in o0.
-    let parents = if k > 0 { vec![r("Org", format!("o{}", k - 1))] } else { vec![] };
+    let parents = if k > 0 {
+        vec![r("Org", format!("o{}", k - 1))]
+    } else {
+        vec![]
+    };
     json!({"uid": r("Org", format!("o{k}")), "attrs": attrs, "parents": parents})
 }
 
@@ -129,7 +133,9 @@ fn team(rng: &mut Rng, k: usize) -> Value {
 }
 
 fn user(rng: &mut Rng, id: &str) -> Value {
-    let teams: Vec<Value> = (0..rng.below(3)).map(|_| r("Team", some(rng, "t", TEAMS))).collect();
+    let teams: Vec<Value> = (0..rng.below(3))
+        .map(|_| r("Team", some(rng, "t", TEAMS)))
+        .collect();
     let mut parents = teams.clone();
     if rng.chance(30) {
         parents.push(r("Org", format!("o{}", rng.below(ORGS))));
@@ -152,13 +158,20 @@ fn user(rng: &mut Rng, id: &str) -> Value {
         attrs["manager"] = r("User", some(rng, "u", USERS));
     }
     let tags: serde_json::Map<String, Value> = (0..rng.below(3))
-        .map(|_| (format!("k{}", rng.below(3)), json!(if rng.chance(50) { "v" } else { "w" })))
+        .map(|_| {
+            (
+                format!("k{}", rng.below(3)),
+                json!(if rng.chance(50) { "v" } else { "w" }),
+            )
+        })
         .collect();
     json!({"uid": r("User", id), "attrs": attrs, "parents": parents, "tags": tags})
 }
 
 fn doc(rng: &mut Rng, k: usize) -> Value {
-    let readers: Vec<Value> = (0..rng.below(4)).map(|_| r("User", some(rng, "u", USERS))).collect();
+    let readers: Vec<Value> = (0..rng.below(4))
+        .map(|_| r("User", some(rng, "u", USERS)))
+        .collect();
     let tags: serde_json::Map<String, Value> = (0..rng.below(3))
         .map(|_| (format!("n{}", rng.below(3)), json!(rng.below(5))))
         .collect();
@@ -239,7 +252,11 @@ fn policies(rng: &mut Rng) -> String {
         let effect = if rng.chance(30) { "forbid" } else { "permit" };
         let a = conditions[rng.below(conditions.len())];
         let b = conditions[rng.below(conditions.len())];
-        let when = if rng.chance(40) { format!("{a} || {b}") } else { a.to_owned() };
+        let when = if rng.chance(40) {
+            format!("{a} || {b}")
+        } else {
+            a.to_owned()
+        };
         out.push_str(&format!(
             "@id(\"p{i}\")\n{effect} ({}, {}, {})\nwhen {{ {when} }};\n\n",
             principals[rng.below(principals.len())],
@@ -307,7 +324,10 @@ fn the_store_holds_what_cedar_reads_after_loads_and_incremental_reloads() {
     let mut parts = world(&mut rng);
     model.write(&parts);
     let mut serving = load(&model.sources()).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics));
-    assert!(same_entities(&serving, &model.cedar(&parts).expect("Cedar reads it")));
+    assert!(same_entities(
+        &serving,
+        &model.cedar(&parts).expect("Cedar reads it")
+    ));
     assert_eq!(serving.changed_entity_files().len(), 4);
 
     let mut rounds = 0;
@@ -341,7 +361,10 @@ fn the_store_holds_what_cedar_reads_after_loads_and_incremental_reloads() {
         };
         assert_eq!(next.changed_entity_files(), expected, "round {round}");
         let cedar = model.cedar(&parts).expect("Cedar reads it");
-        assert!(same_entities(&next, &cedar), "round {round}: store differs from Cedar's");
+        assert!(
+            same_entities(&next, &cedar),
+            "round {round}: store differs from Cedar's"
+        );
         // The same files loaded afresh give the same revision.
         let fresh = load(&model.sources()).expect("loads afresh");
         assert_eq!(fresh.revision(), next.revision(), "round {round}");
@@ -368,7 +391,10 @@ fn the_store_holds_what_cedar_reads_after_loads_and_incremental_reloads() {
     assert!(d.message.contains("its own ancestor"), "{}", d.message);
     assert!(d.file.ends_with("part1.json") && d.line > 0, "{d:?}");
     assert!(model.cedar(&cyclic).is_err(), "Cedar refuses it too");
-    assert!(same_entities(&serving, &model.cedar(&parts).expect("Cedar reads it")));
+    assert!(same_entities(
+        &serving,
+        &model.cedar(&parts).expect("Cedar reads it")
+    ));
 
     // An entity moved to another file in one reload is no duplicate; the
     // same entity in two files is, named at both places.
@@ -377,7 +403,10 @@ fn the_store_holds_what_cedar_reads_after_loads_and_incremental_reloads() {
     moved[0].push(taken.clone());
     model.write(&moved);
     let next = load_over(&model.sources(), Some(&serving)).expect("a move is no duplicate");
-    assert!(same_entities(&next, &model.cedar(&moved).expect("Cedar reads it")));
+    assert!(same_entities(
+        &next,
+        &model.cedar(&moved).expect("Cedar reads it")
+    ));
     let mut twice = moved.clone();
     twice[3].push(taken);
     model.write(&twice);
@@ -417,7 +446,8 @@ fn request_entities(rng: &mut Rng) -> Vec<Value> {
                 let k = rng.below(TEAMS);
                 let mut t = team(rng, k);
                 if rng.chance(50) {
-                    t["parents"] = json!([r("Team", format!("t{}", rng.below(TEAMS))), r("Org", "o1")]);
+                    t["parents"] =
+                        json!([r("Team", format!("t{}", rng.below(TEAMS))), r("Org", "o1")]);
                 }
                 t
             }
@@ -442,11 +472,7 @@ fn merged(parts: &[Vec<Value>], overlay: &[Value]) -> Vec<Value> {
     all
 }
 
-fn reference(
-    snapshot: &Snapshot,
-    entities: &Entities,
-    q: &Query,
-) -> Outcome {
+fn reference(snapshot: &Snapshot, entities: &Entities, q: &Query) -> Outcome {
     let request = Request::new(
         q.principal.clone(),
         q.action.clone(),
@@ -456,7 +482,11 @@ fn reference(
     )
     .expect("a request without validation");
     let response = Authorizer::new().is_authorized(&request, snapshot.policy_set(), entities);
-    let mut reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+    let mut reasons: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(ToString::to_string)
+        .collect();
     reasons.sort();
     let mut errors: Vec<(String, String)> = response
         .diagnostics()
@@ -491,8 +521,11 @@ fn ours(snapshot: &Snapshot, q: &Query, overlay: Option<&[Value]>) -> Result<Out
     .map_err(|e| e.to_string())?;
     let mut reasons = answer.reasons;
     reasons.sort();
-    let mut errors: Vec<(String, String)> =
-        answer.errors.into_iter().map(|e| (e.policy, e.message)).collect();
+    let mut errors: Vec<(String, String)> = answer
+        .errors
+        .into_iter()
+        .map(|e| (e.policy, e.message))
+        .collect();
     errors.sort();
     Ok(Outcome {
         decision: answer.decision,
@@ -524,7 +557,10 @@ fn views_answer_as_cedar_does_on_the_whole_store() {
         };
         let overlay = rng.chance(25).then(|| request_entities(&mut rng));
         let principal = match &overlay {
-            Some(items) if rng.chance(50) => uid("User", items[0]["uid"]["id"].as_str().unwrap_or("u0").to_owned()),
+            Some(items) if rng.chance(50) => uid(
+                "User",
+                items[0]["uid"]["id"].as_str().unwrap_or("u0").to_owned(),
+            ),
             _ => uid("User", some(&mut rng, "u", USERS)),
         };
         let q = Query {
@@ -536,7 +572,10 @@ fn views_answer_as_cedar_does_on_the_whole_store() {
         let merged_entities;
         let entities = match &overlay {
             None => &stored,
-            Some(items) => match Entities::from_json_value(Value::Array(merged(&parts, items)), Some(&model.schema)) {
+            Some(items) => match Entities::from_json_value(
+                Value::Array(merged(&parts, items)),
+                Some(&model.schema),
+            ) {
                 Ok(e) => {
                     merged_entities = e;
                     &merged_entities
@@ -544,7 +583,10 @@ fn views_answer_as_cedar_does_on_the_whole_store() {
                 Err(_) => {
                     // Cedar refuses the merged data (a cycle): so must we.
                     let got = ours(&snapshot, &q, Some(items));
-                    assert!(got.is_err(), "request {i}: Cedar refuses {items:#?}, we answered {got:?}");
+                    assert!(
+                        got.is_err(),
+                        "request {i}: Cedar refuses {items:#?}, we answered {got:?}"
+                    );
                     cycles += 1;
                     continue;
                 }
@@ -553,12 +595,17 @@ fn views_answer_as_cedar_does_on_the_whole_store() {
         let expected = reference(&snapshot, entities, &q);
         let got = ours(&snapshot, &q, overlay.as_deref())
             .unwrap_or_else(|e| panic!("request {i}: refused: {e}\n{q:?}\n{overlay:#?}"));
-        assert_eq!(got, expected, "request {i}: view (left) vs Cedar (right)\n{q:?}\n{overlay:#?}");
+        assert_eq!(
+            got, expected,
+            "request {i}: view (left) vs Cedar (right)\n{q:?}\n{overlay:#?}"
+        );
         allows += usize::from(expected.decision == Decision::Allow);
         errors += usize::from(!expected.errors.is_empty());
         with_entities += usize::from(overlay.is_some());
     }
-    eprintln!("{REQUESTS} requests: {allows} allow, {errors} with errors, {with_entities} with entities, {cycles} cycles");
+    eprintln!(
+        "{REQUESTS} requests: {allows} allow, {errors} with errors, {with_entities} with entities, {cycles} cycles"
+    );
     // The generator must exercise every outcome, or the test proves little.
     assert!(allows > 500 && errors > 1000 && with_entities > 2000 && cycles > 10);
 }
@@ -575,6 +622,7 @@ fn the_bundled_world_materialises_as_cedar_reads_it() {
     .expect("the bundled model loads");
     let text = std::fs::read_to_string(root.join("fixtures/entities/world.yaml")).expect("world");
     let items: Vec<Value> = serde_saphyr::from_str(&text).expect("YAML");
-    let cedar = Entities::from_json_value(Value::Array(items), snapshot.schema()).expect("Cedar reads it");
+    let cedar =
+        Entities::from_json_value(Value::Array(items), snapshot.schema()).expect("Cedar reads it");
     assert!(same_entities(&snapshot, &cedar));
 }

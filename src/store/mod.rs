@@ -241,7 +241,12 @@ impl Store {
     pub(crate) fn apply(&self, removed: &[Key], added: Vec<Record>) -> Result<Store, StoreError> {
         let mut next = self.clone();
         let children = Arc::make_mut(&mut next.children);
+        // Keys whose place in the hierarchy may have changed: removed, new,
+        // or back with other parents. An entity rewritten with the same
+        // parents (a tenant's company when one of its seats changes) moves
+        // nothing below it.
         let mut changed: Vec<Key> = Vec::with_capacity(removed.len() + added.len());
+        let mut old_parents: Map<Key, Box<[Key]>> = Map::default();
         for key in removed {
             let shard = Arc::make_mut(&mut next.shards[Self::shard_of(key.as_ref())]);
             if let Some(old) = shard.remove(key) {
@@ -254,7 +259,7 @@ impl Store {
                         }
                     }
                 }
-                changed.push(key.clone());
+                old_parents.insert(key.clone(), old.parents.clone());
             }
         }
         let mut fresh: Map<Key, ()> = Map::default();
@@ -271,10 +276,14 @@ impl Store {
                 *children.entry(p.clone()).or_insert(0) += 1;
             }
             fresh.insert(record.key.clone(), ());
-            changed.push(record.key.clone());
+            match old_parents.remove(&record.key) {
+                Some(before) if before == record.parents => {}
+                _ => changed.push(record.key.clone()),
+            }
             shard.insert(record.key.clone(), Arc::new(record));
             next.len += 1;
         }
+        changed.extend(old_parents.into_keys());
         // Entities below a changed one: only looked for when a changed
         // entity has (or had) children, which a seat never does.
         let mut dirty: Map<Key, ()> = fresh;
