@@ -105,6 +105,25 @@ fn main() {
         );
 
         let mut group = c.benchmark_group("decision");
+        // A small store is also kept whole as Cedar's `Entities`; the same
+        // requests through per-request views, as a large store answers
+        // them, show what the view costs apart from the large store's
+        // cache misses.
+        if snapshot.store().len() <= doorman::load::WHOLE_STORE_LIMIT {
+            let views = doorman::load(&sources(
+                common::root().join("policies"),
+                vec![dir.path().join("entities")],
+            ))
+            .expect("the generated world loads")
+            .with_views_only();
+            let mut i = 0;
+            group.bench_function(BenchmarkId::new("views", &label), |b| {
+                b.iter(|| {
+                    i = (i + 1) % plain.len();
+                    black_box(decide_json(&views, &plain[i]))
+                })
+            });
+        }
         for (name, bodies) in [("no-entities", &plain), ("10-entities", &brought)] {
             let mut i = 0;
             group.bench_function(BenchmarkId::new(name, &label), |b| {
@@ -137,6 +156,11 @@ fn main() {
         "  {}",
         ratio("decision/10-entities/1k", "decision/no-entities/1k")
     );
+    println!(
+        "  {}",
+        ratio("decision/views/1k", "decision/no-entities/1k")
+    );
+    println!("  {}", ratio("decision/no-entities/1M", "decision/bundled"));
 }
 
 /// Requests on the sample world, one per kind of question in the rule book.
