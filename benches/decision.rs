@@ -72,8 +72,9 @@ fn main() {
     for members in SIZES {
         let shape = Shape::members(members);
         let label = shape.label();
-        if !common::selected(&format!("decision/no-entities/{label}"))
-            && !common::selected(&format!("decision/10-entities/{label}"))
+        if !["no-entities", "10-entities", "views"]
+            .iter()
+            .any(|k| common::selected(&format!("decision/{k}/{label}")))
         {
             continue;
         }
