@@ -22,36 +22,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
-    Request, Schema,
-};
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, Request, Schema};
 use doorman::{Decision, Query, Snapshot, Sources, ValidationMode, load};
 use serde_json::{Value, json};
 
+#[path = "common/differential.rs"]
+mod differential;
+use differential::{Outcome, Rng};
+
 const REQUESTS_PER_MODEL: usize = 6_000;
 const GENERATED_POLICIES: usize = 120;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -383,14 +363,6 @@ fn generate_overlay(rng: &mut Rng, world: &World) -> (Vec<Value>, Option<String>
 
 // ---------------------------------------------------------------- compare
 
-/// An answer reduced to what both sides must agree on.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    decision: Decision,
-    reasons: Vec<String>,
-    errors: Vec<(String, String)>,
-}
-
 /// Cedar's answer on the whole policy set, with the request built the way
 /// the library documents (context parsed against the schema; request
 /// validated unless validation is off) and request entities merged into
@@ -448,30 +420,7 @@ fn reference(
         }
     };
     let response = Authorizer::new().is_authorized(&request, snapshot.policy_set(), entities);
-    let mut reasons: Vec<String> = response
-        .diagnostics()
-        .reason()
-        .map(ToString::to_string)
-        .collect();
-    reasons.sort();
-    let mut errors: Vec<(String, String)> = response
-        .diagnostics()
-        .errors()
-        .map(|e| match e {
-            AuthorizationError::PolicyEvaluationError(err) => {
-                (err.policy_id().to_string(), err.inner().to_string())
-            }
-        })
-        .collect();
-    errors.sort();
-    Ok(Outcome {
-        decision: match response.decision() {
-            CedarDecision::Allow => Decision::Allow,
-            CedarDecision::Deny => Decision::Deny,
-        },
-        reasons,
-        errors,
-    })
+    Ok(Outcome::of_cedar(&response))
 }
 
 fn sliced(snapshot: &Snapshot, case: &Case) -> Result<Outcome, String> {
@@ -485,19 +434,7 @@ fn sliced(snapshot: &Snapshot, case: &Case) -> Result<Outcome, String> {
         }
     }
     .map_err(|e| e.to_string())?;
-    let mut reasons = answer.reasons;
-    reasons.sort();
-    let mut errors: Vec<(String, String)> = answer
-        .errors
-        .into_iter()
-        .map(|e| (e.policy, e.message))
-        .collect();
-    errors.sort();
-    Ok(Outcome {
-        decision: answer.decision,
-        reasons,
-        errors,
-    })
+    Ok(Outcome::of_answer(answer))
 }
 
 #[derive(Default, Debug)]

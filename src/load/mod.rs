@@ -206,7 +206,7 @@ impl Snapshot {
         // size must not share one.
         let mut hasher = Sha256::new();
         hasher.update(self.revision.as_bytes());
-        hasher.update(Value::Array(items.clone()).to_string().as_bytes());
+        hasher.update(serde_json::to_vec(&items).unwrap_or_default());
         let revision = hex::encode(&hasher.finalize()[..8]);
         let key = self.entity_files.schema_key().to_owned();
         let reading = Reading {

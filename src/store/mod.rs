@@ -356,19 +356,21 @@ impl Store {
                         }
                         all.sort();
                         all.dedup();
-                        if all.binary_search(&top).is_ok() {
-                            let through = record.parents.first().cloned().unwrap_or(top.clone());
-                            return Err(StoreError::Cycle {
-                                key: top,
-                                through,
-                                file: record.file,
-                            });
-                        }
                         let c: Arc<[Key]> = all.into();
                         by_parents.insert(record.parents.clone(), Arc::clone(&c));
                         c
                     }
                 };
+                // Checked on every record, shared closure or not: whoever
+                // is among its own ancestors closes a cycle.
+                if closure.binary_search(&top).is_ok() {
+                    let through = record.parents.first().cloned().unwrap_or(top.clone());
+                    return Err(StoreError::Cycle {
+                        key: top,
+                        through,
+                        file: record.file,
+                    });
+                }
                 done.insert(top.clone(), closure);
                 stack.pop();
                 on_stack.remove(&top);
