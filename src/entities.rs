@@ -18,8 +18,9 @@ use cedar_policy::Schema;
 use cedar_policy_core::ast::{Entity, EntityUID};
 use serde_json::Value;
 
-use crate::entity_json::Reader;
+use crate::entity_json::{Json, Reader};
 use crate::store::schema::Conformance;
+use crate::store::{Key, Names, Types};
 
 /// Entities sent with a request, parsed and checked against the schema.
 #[derive(Debug, Default, Clone)]
@@ -55,18 +56,20 @@ impl Overlay {
             }
         };
         let mut reader = schema.map(|(s, _)| Reader::new(s, false));
+        let (mut types, mut names) = (Types::default(), Names::default());
         let mut entities = HashMap::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let refuse = |message: String| OverlayError { index, message };
-            // The fast reading stands only if the schema accepts it: a value
-            // it read otherwise than Cedar (a string the schema means as a
-            // datetime) has another type and fails the check. Then Cedar's
-            // parser reads it, and the check on its reading decides.
+            // The fast reading stands only if the schema certainly accepts
+            // it: a value it read otherwise than Cedar (a string the schema
+            // means as a datetime) has another type and fails the check.
+            // Then Cedar's parser reads it, and Cedar's check on its reading
+            // decides, with Cedar's words.
             let fast = reader
                 .as_mut()
-                .and_then(|r| r.entity(&item))
-                .map(|(e, _)| AsRef::<Entity>::as_ref(&e).clone())
-                .filter(|e| schema.is_some_and(|(_, c)| c.check(e).is_ok()));
+                .and_then(|r| r.record(&Json::of(&item), &mut types, &mut names, 0))
+                .filter(|r| schema.is_some_and(|(_, c)| c.accepts(r)))
+                .map(|r| r.to_cedar(r.parents.iter().map(Key::uid)));
             let entity = match fast {
                 Some(entity) => entity,
                 None => {

@@ -5,10 +5,10 @@
 //!
 //! - [`diag`], [`uid`]: diagnostics with file, line, column and an excerpt;
 //!   entity references as users type them.
-//! - [`entity_json`]: Cedar entity JSON read fast (stored and request
-//!   entities alike).
 //! - [`store`]: doorman's compact entity store, its ancestors closed once,
 //!   generations sharing what did not change.
+//! - [`entity_json`]: Cedar entity JSON read fast, straight into the
+//!   store's records (stored and request entities alike).
 //! - [`slice`], [`shapes`]: what a request needs evaluated (policies by
 //!   scope) and validated (request shapes), indexed at load time.
 //! - [`snapshot`]: the immutable, validated bundle everything answers from.

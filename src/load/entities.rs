@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{is_entity_file, is_yaml, item_lines, list_files, yaml_diagnostic};
 use crate::diag::{Diagnostic, error_chain};
-use crate::entity_json::Reader;
+use crate::entity_json::{Json, Reader};
 use crate::store::schema::Conformance;
 use crate::store::{Key, Names, Record, Store, StoreError, Types};
 
@@ -326,14 +326,15 @@ impl<'s> Parser<'s> {
         let mut refused: Vec<(usize, String)> = Vec::new();
         let mut seen: foldhash::HashMap<Key, usize> = foldhash::HashMap::default();
         let mut index = 0usize;
-        let mut each = |item: Value| {
-            let label = uid_label(&item);
-            match self.record(item, id) {
+        let mut each = |item: &Json<'_>, value: &dyn Fn() -> Value| {
+            let label = || uid_label(&value());
+            match self.record(item, value, id) {
                 Ok(Some(record)) => match seen.get(&record.key) {
                     Some(first) => refused.push((
                         index,
                         format!(
-                            "duplicate entity {label}: also item {} of this file",
+                            "duplicate entity {}: also item {} of this file",
+                            label(),
                             first + 1
                         ),
                     )),
@@ -343,13 +344,17 @@ impl<'s> Parser<'s> {
                     }
                 },
                 Ok(None) => {}
-                Err(message) => refused.push((index, format!("entity {label}: {message}"))),
+                Err(message) => refused.push((index, format!("entity {}: {message}", label()))),
             }
             index += 1;
         };
         if is_yaml(path) {
             match serde_saphyr::from_str::<Value>(text) {
-                Ok(Value::Array(items)) => items.into_iter().for_each(&mut each),
+                Ok(Value::Array(items)) => {
+                    for item in &items {
+                        each(&Json::of(item), &|| item.clone());
+                    }
+                }
                 Ok(Value::Null) => {}
                 Ok(_) => return Err(vec![not_a_list(path)]),
                 Err(e) => return Err(vec![yaml_diagnostic(path, &e)]),
@@ -383,28 +388,28 @@ impl<'s> Parser<'s> {
     /// checked against the schema. `None` for an action entity when there
     /// is a schema: checked against it, and then the schema's stands, as in
     /// Cedar's own `Entities`.
-    fn record(&mut self, item: Value, id: u32) -> Result<Option<Record>, String> {
+    /// `value`: the item as serde_json reads it, for Cedar's parser.
+    fn record(
+        &mut self,
+        item: &Json<'_>,
+        value: &dyn Fn() -> Value,
+        id: u32,
+    ) -> Result<Option<Record>, String> {
         let conformance = self.reading.conformance;
-        // The fast reading stands only if the schema accepts it (see
-        // `crate::entities::Overlay::parse`); else Cedar's parser reads it
-        // and the check on that reading decides, with its message.
-        let fast = self
-            .reader
-            .as_mut()
-            .and_then(|r| r.entity(&item))
-            .map(|(e, _)| e)
-            .filter(|e| conformance.is_some_and(|c| c.check(e.as_ref()).is_ok()));
-        let entity = match fast {
-            Some(entity) => entity,
-            None => {
-                let entity = cedar_policy::Entity::from_json_value(item, self.reading.schema)
-                    .map_err(|e| error_chain(&e))?;
-                if let Some(c) = conformance {
-                    c.check(entity.as_ref())?;
-                }
-                entity
-            }
-        };
+        // The fast reading stands only if the schema certainly accepts it
+        // (see `crate::entities::Overlay::parse`); else Cedar's parser reads
+        // it and Cedar's check on that reading decides, with its message.
+        if let (Some(reader), Some(c)) = (self.reader.as_mut(), conformance)
+            && let Some(record) = reader.record(item, &mut self.types, &mut self.names, id)
+            && c.accepts(&record)
+        {
+            return Ok(Some(record));
+        }
+        let entity = cedar_policy::Entity::from_json_value(value(), self.reading.schema)
+            .map_err(|e| error_chain(&e))?;
+        if let Some(c) = conformance {
+            c.check(entity.as_ref())?;
+        }
         let core: &cedar_policy_core::ast::Entity = entity.as_ref();
         if conformance.is_some() && core.uid().entity_type().is_action() {
             return Ok(None);
@@ -427,7 +432,7 @@ pub(crate) fn from_json(
     let mut diags = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let label = uid_label(&item);
-        match parser.record(item, 0) {
+        match parser.record(&Json::of(&item), &|| item.clone(), 0) {
             Ok(Some(r)) => records.push(r),
             Ok(None) => {}
             Err(m) => diags.push(Diagnostic::new(
@@ -549,7 +554,7 @@ fn uid_label(item: &Value) -> String {
 /// so no document-sized tree is ever built.
 struct Items<'f, F>(&'f mut F);
 
-impl<'de, F: FnMut(Value)> serde::de::Visitor<'de> for Items<'_, F> {
+impl<'de, F: FnMut(&Json<'_>, &dyn Fn() -> Value)> serde::de::Visitor<'de> for Items<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -561,8 +566,8 @@ impl<'de, F: FnMut(Value)> serde::de::Visitor<'de> for Items<'_, F> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<Value>()? {
-            (self.0)(item);
+        while let Some(item) = seq.next_element::<Json<'de>>()? {
+            (self.0)(&item, &|| item.to_value());
         }
         Ok(())
     }

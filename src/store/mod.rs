@@ -66,7 +66,7 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    fn intern(&mut self, names: Vec<SmolStr>) -> Arc<[SmolStr]> {
+    pub(crate) fn intern(&mut self, names: Vec<SmolStr>) -> Arc<[SmolStr]> {
         if let Some(known) = self.known.get(names.as_slice()) {
             return Arc::clone(known);
         }
@@ -77,6 +77,32 @@ impl Names {
 }
 
 impl Record {
+    /// A record as entity JSON gives it: attributes in any order (kept
+    /// sorted by name, as Cedar keeps them), parents in any order and
+    /// possibly repeated (a set, as in Cedar). Its closure is computed when
+    /// it enters a store.
+    pub(crate) fn new(
+        key: Key,
+        mut attrs: Vec<(SmolStr, Val)>,
+        mut parents: Vec<Key>,
+        names: &mut Names,
+        file: u32,
+    ) -> Record {
+        attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (attr_names, values): (Vec<SmolStr>, Vec<Val>) = attrs.into_iter().unzip();
+        parents.sort();
+        parents.dedup();
+        Record {
+            key,
+            names: names.intern(attr_names),
+            values: values.into(),
+            tags: Box::default(),
+            parents: parents.into(),
+            ancestors: Arc::from([]),
+            file,
+        }
+    }
+
     /// The compact form of a Cedar entity (its closure is computed when it
     /// enters a store). `None` if a value is a residual, which entity data
     /// never holds.
@@ -262,49 +288,163 @@ impl Store {
                 old_parents.insert(key.clone(), old.parents.clone());
             }
         }
-        let mut fresh: Map<Key, ()> = Map::default();
-        for record in added {
-            let shard = Arc::make_mut(&mut next.shards[Self::shard_of(record.key.as_ref())]);
-            if let Some(existing) = shard.get(&record.key) {
-                return Err(StoreError::Duplicate {
-                    key: record.key.clone(),
-                    first: existing.file,
-                    second: record.file,
-                });
+        // Put in shard by shard, on every core when there is much to put.
+        let mut buckets: Vec<Vec<(usize, Record)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let count = added.len();
+        for (i, record) in added.into_iter().enumerate() {
+            buckets[Self::shard_of(record.key.as_ref())].push((i, record));
+        }
+        let old = &old_parents;
+        let runs = each_run(
+            &mut next.shards,
+            buckets,
+            count,
+            Inserted::default,
+            |shard, items, out| {
+                // A shard with nothing to add stays shared with `self`.
+                if items.is_empty() {
+                    return;
+                }
+                let shard = Arc::make_mut(shard);
+                for (i, record) in items {
+                    if let Some(existing) = shard.get(&record.key) {
+                        if out.duplicate.as_ref().is_none_or(|(first, _)| i < *first) {
+                            let e = StoreError::Duplicate {
+                                key: record.key.clone(),
+                                first: existing.file,
+                                second: record.file,
+                            };
+                            out.duplicate = Some((i, e));
+                        }
+                        continue;
+                    }
+                    for p in record.parents.iter() {
+                        *out.children.entry(p.clone()).or_insert(0) += 1;
+                    }
+                    out.dirty.push(record.key.clone());
+                    match old.get(&record.key) {
+                        Some(before) => {
+                            out.back.push(record.key.clone());
+                            if *before != record.parents {
+                                out.changed.push(record.key.clone());
+                            }
+                        }
+                        None => out.changed.push(record.key.clone()),
+                    }
+                    shard.insert(record.key.clone(), Arc::new(record));
+                    out.len += 1;
+                }
+            },
+        );
+        if let Some((_, e)) = runs
+            .iter()
+            .filter_map(|r| r.duplicate.as_ref())
+            .min_by_key(|(i, _)| *i)
+        {
+            return Err(e.clone());
+        }
+        let mut dirty: Vec<Key> = Vec::with_capacity(count);
+        for run in runs {
+            next.len += run.len;
+            for (k, n) in run.children {
+                *children.entry(k).or_insert(0) += n;
             }
-            for p in record.parents.iter() {
-                *children.entry(p.clone()).or_insert(0) += 1;
+            dirty.extend(run.dirty);
+            changed.extend(run.changed);
+            for k in run.back {
+                old_parents.remove(&k);
             }
-            fresh.insert(record.key.clone(), ());
-            match old_parents.remove(&record.key) {
-                Some(before) if before == record.parents => {}
-                _ => changed.push(record.key.clone()),
-            }
-            shard.insert(record.key.clone(), Arc::new(record));
-            next.len += 1;
         }
         changed.extend(old_parents.into_keys());
         // Entities below a changed one: only looked for when a changed
-        // entity has (or had) children, which a seat never does.
-        let mut dirty: Map<Key, ()> = fresh;
+        // entity had children before, which a seat never does. (Children
+        // it gains now are among the added records, closed anyway.)
         let parents_changed: foldhash::HashSet<&Key> = changed
             .iter()
-            .filter(|k| children.contains_key(*k) || self.children.contains_key(*k))
+            .filter(|k| self.children.contains_key(*k))
             .collect();
         if !parents_changed.is_empty() {
-            for r in next.records() {
-                if r.ancestors.iter().any(|a| parents_changed.contains(a)) {
-                    dirty.insert(r.key.clone(), ());
-                }
-            }
+            let fresh: foldhash::HashSet<&Key> = dirty.iter().collect();
+            let below: Vec<Key> = next
+                .records()
+                .filter(|r| !fresh.contains(&r.key))
+                .filter(|r| r.ancestors.iter().any(|a| parents_changed.contains(a)))
+                .map(|r| r.key.clone())
+                .collect();
+            dirty.extend(below);
         }
-        next.close(&dirty)?;
+        next.close(dirty)?;
         Ok(next)
     }
 
-    /// Recomputes the closure of every `dirty` record, from its parents'
-    /// closures (parents outside `dirty` are already right).
-    fn close(&mut self, dirty: &Map<Key, ()>) -> Result<(), StoreError> {
+    /// Recomputes the closure of every `dirty` record (each key once), from
+    /// its parents' closures (parents outside `dirty` are already right).
+    ///
+    /// Records that are nobody's parent (seats: most of a store) are closed
+    /// last, each from its parents' records alone: no other closure depends
+    /// on theirs and no cycle can pass through them. The others (groups)
+    /// are closed depth-first over their dirty parents, which is where
+    /// cycles are found.
+    fn close(&mut self, dirty: Vec<Key>) -> Result<(), StoreError> {
+        let (groups, leaves): (Vec<Key>, Vec<Key>) = dirty
+            .into_iter()
+            .partition(|k| self.children.contains_key(k));
+        let groups: Map<Key, ()> = groups.into_iter().map(|k| (k, ())).collect();
+        self.close_groups(&groups)?;
+        let workers = workers_for(leaves.len());
+        if workers == 1 {
+            let closed = self.leaf_closures(&leaves);
+            self.set_closures(closed);
+            return Ok(());
+        }
+        let per = leaves.len().div_ceil(workers).max(1);
+        let this = &*self;
+        let closed: Vec<Vec<(Key, Arc<[Key]>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = leaves
+                .chunks(per)
+                .map(|part| scope.spawn(move || this.leaf_closures(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        self.set_closures(closed.into_iter().flatten());
+        Ok(())
+    }
+
+    /// The closures of records nobody names as a parent: their parents'
+    /// closures (already right) and the parents themselves.
+    fn leaf_closures(&self, leaves: &[Key]) -> Vec<(Key, Arc<[Key]>)> {
+        let mut by_parents: Map<Box<[Key]>, Arc<[Key]>> = Map::default();
+        let mut closed = Vec::with_capacity(leaves.len());
+        for key in leaves {
+            let Some(record) = self.get_key(key) else {
+                continue;
+            };
+            let closure = match by_parents.get(&record.parents) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let mut all: Vec<Key> = record.parents.to_vec();
+                    for p in record.parents.iter() {
+                        if let Some(r) = self.get_key(p) {
+                            all.extend(r.ancestors.iter().cloned());
+                        }
+                    }
+                    all.sort();
+                    all.dedup();
+                    let c: Arc<[Key]> = all.into();
+                    by_parents.insert(record.parents.clone(), Arc::clone(&c));
+                    c
+                }
+            };
+            closed.push((key.clone(), closure));
+        }
+        closed
+    }
+
+    /// The depth-first half of [`Self::close`], for records with children.
+    fn close_groups(&mut self, dirty: &Map<Key, ()>) -> Result<(), StoreError> {
         let mut done: Map<Key, Arc<[Key]>> = Map::default();
         let mut by_parents: Map<Box<[Key]>, Arc<[Key]>> = Map::default();
         let mut on_stack: Map<Key, ()> = Map::default();
@@ -376,15 +516,158 @@ impl Store {
                 on_stack.remove(&top);
             }
         }
-        for (key, closure) in done {
-            let shard = Arc::make_mut(&mut self.shards[Self::shard_of(key.as_ref())]);
-            if let Some(slot) = shard.get_mut(&key)
-                && !Arc::ptr_eq(&slot.ancestors, &closure)
-            {
-                let record = Arc::make_mut(slot);
-                record.ancestors = closure;
-            }
-        }
+        self.set_closures(done);
         Ok(())
+    }
+
+    /// Stores each closure in its record (copying the record only if an
+    /// older generation shares it).
+    fn set_closures(&mut self, closures: impl IntoIterator<Item = (Key, Arc<[Key]>)>) {
+        let mut buckets: Vec<Vec<(Key, Arc<[Key]>)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut count = 0;
+        for (key, closure) in closures {
+            buckets[Self::shard_of(key.as_ref())].push((key, closure));
+            count += 1;
+        }
+        each_run(
+            &mut self.shards,
+            buckets,
+            count,
+            || (),
+            |shard, items, _| {
+                if items.is_empty() {
+                    return;
+                }
+                let shard = Arc::make_mut(shard);
+                for (key, closure) in items {
+                    if let Some(slot) = shard.get_mut(&key)
+                        && !Arc::ptr_eq(&slot.ancestors, &closure)
+                    {
+                        Arc::make_mut(slot).ancestors = closure;
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// What one run of shards of [`Store::apply`] put in.
+#[derive(Default)]
+struct Inserted {
+    len: usize,
+    children: Map<Key, u32>,
+    dirty: Vec<Key>,
+    changed: Vec<Key>,
+    /// Keys removed and put back (a file read anew).
+    back: Vec<Key>,
+    /// The first duplicate in the order records were given.
+    duplicate: Option<(usize, StoreError)>,
+}
+
+/// Below this many items a change is applied on the calling thread: a
+/// tenant's reload is not worth a thread.
+const PARALLEL_FROM: usize = 16_384;
+
+fn workers_for(items: usize) -> usize {
+    if items < PARALLEL_FROM {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `f` on each shard with the items bucketed for it, the shards split
+/// into one contiguous run per worker (so each worker owns its shards
+/// outright), and returns each worker's `R`.
+fn each_run<T: Send, R: Send>(
+    shards: &mut [Arc<Shard>],
+    buckets: Vec<Vec<T>>,
+    items: usize,
+    init: impl Fn() -> R + Sync,
+    f: impl Fn(&mut Arc<Shard>, Vec<T>, &mut R) + Sync,
+) -> Vec<R> {
+    let workers = workers_for(items);
+    let per = shards.len().div_ceil(workers).max(1);
+    let mut buckets = buckets.into_iter();
+    type Run<'s, T> = (&'s mut [Arc<Shard>], Vec<Vec<T>>);
+    let runs: Vec<Run<'_, T>> = shards
+        .chunks_mut(per)
+        .map(|run| {
+            let mine = buckets.by_ref().take(run.len()).collect();
+            (run, mine)
+        })
+        .collect();
+    let (init, f) = (&init, &f);
+    let work = move |(run, mine): Run<'_, T>| {
+        let mut out = init();
+        for (shard, items) in run.iter_mut().zip(mine) {
+            f(shard, items, &mut out);
+        }
+        out
+    };
+    if workers == 1 {
+        return runs.into_iter().map(work).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|run| scope.spawn(move || work(run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(types: &mut Types, names: &mut Names, id: &str, parents: &[&str]) -> Record {
+        let key = |types: &mut Types, id: &str| types.written("T", id).expect("a type name");
+        let parents = parents.iter().map(|p| key(types, p)).collect();
+        Record::new(key(types, id), Vec::new(), parents, names, 0)
+    }
+
+    /// Enough records for the parallel path; one record changed afterwards
+    /// copies the one shard it lives in, and closures are right both times.
+    #[test]
+    fn a_change_copies_only_the_shard_it_touches() {
+        let (mut types, mut names) = (Types::default(), Names::default());
+        let mut added = vec![
+            record(&mut types, &mut names, "org", &[]),
+            record(&mut types, &mut names, "team", &["org"]),
+        ];
+        for i in 0..(PARALLEL_FROM + 100) {
+            added.push(record(
+                &mut types,
+                &mut names,
+                &format!("seat{i}"),
+                &["team"],
+            ));
+        }
+        let store = Store::new(Default::default())
+            .apply(&[], added)
+            .expect("applies");
+        let ids = |store: &Store, id: &str| -> Vec<String> {
+            let key = Types::default().written("T", id).unwrap();
+            let record = store.get_key(&key).expect("stored");
+            record.ancestors.iter().map(|k| k.id().to_owned()).collect()
+        };
+        assert_eq!(ids(&store, "seat7"), ["org", "team"]);
+
+        let moved = record(&mut types, &mut names, "seat7", &["org"]);
+        let removed = [moved.key.clone()];
+        let next = store.apply(&removed, vec![moved]).expect("applies");
+        assert_eq!(ids(&next, "seat7"), ["org"]);
+        assert_eq!(
+            ids(&store, "seat7"),
+            ["org", "team"],
+            "the old generation stands"
+        );
+        let copied = (0..SHARDS)
+            .filter(|&i| !Arc::ptr_eq(&store.shards[i], &next.shards[i]))
+            .count();
+        assert_eq!(copied, 1);
     }
 }

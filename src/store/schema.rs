@@ -18,6 +18,8 @@ use cedar_policy_core::validator::{CoreSchema, ValidatorSchema};
 use nonempty::NonEmpty;
 use smol_str::SmolStr;
 
+use super::{Key, Record, Val};
+
 /// A schema's entity types, described once, and its actions.
 pub(crate) struct Conformance {
     types: foldhash::HashMap<EntityType, Described>,
@@ -89,9 +91,95 @@ impl Conformance {
             .map_err(|e| crate::diag::error_chain(&e))
     }
 
+    /// Whether `record` certainly conforms: `true` only where Cedar's
+    /// checker ([`Self::check`]) would accept the same entity. `false`
+    /// means "ask Cedar", which decides and words the refusal. This is the
+    /// loader's check: it reads the compact form directly, where Cedar's
+    /// needs a Cedar entity and turns every value back into an expression.
+    pub(crate) fn accepts(&self, record: &Record) -> bool {
+        let key = &record.key;
+        let Some(Described(d)) = self.types.get(key.ty()) else {
+            return false;
+        };
+        if d.external || key.ty().is_action() || !self.names_known(key) {
+            return false;
+        }
+        // Names are sorted (`Record::new`), so each lookup is a search.
+        let names = &record.names;
+        if d.required.iter().any(|r| names.binary_search(r).is_err()) {
+            return false;
+        }
+        for (name, value) in names.iter().zip(record.values.iter()) {
+            match d.attrs.get(name) {
+                None if !d.open => return false,
+                None => {}
+                Some(ty) if !has_type(value, ty) => return false,
+                Some(_) => {}
+            }
+        }
+        if !record.tags.is_empty() {
+            let Some(ty) = &d.tags else { return false };
+            if record.tags.iter().any(|(_, v)| !has_type(v, ty)) {
+                return false;
+            }
+        }
+        if record
+            .parents
+            .iter()
+            .any(|p| !d.parents.contains(p.ty()) || !self.names_known(p))
+        {
+            return false;
+        }
+        let mut named = Vec::new();
+        record.references(&mut named);
+        named.into_iter().all(|k| self.names_known(k))
+    }
+
+    /// Cedar's check of a reference wherever it appears: an entity of an
+    /// enumerated type must be one of its ids, an action one the schema
+    /// declares.
+    fn names_known(&self, key: &Key) -> bool {
+        if key.ty().is_action() {
+            return self.actions.contains_key(&key.uid());
+        }
+        match self.types.get(key.ty()).and_then(|d| d.0.choices.as_ref()) {
+            Some(choices) => choices
+                .iter()
+                .any(|c| <Eid as AsRef<str>>::as_ref(c) == key.id()),
+            None => true,
+        }
+    }
+
     /// The schema's action entities, with their ancestors closed.
     pub(crate) fn actions(&self) -> &foldhash::HashMap<EntityUID, Arc<Entity>> {
         &self.actions
+    }
+}
+
+/// Whether `value` has schema type `ty`, as Cedar's
+/// `typecheck_restricted_expr_against_schematype` decides it for a value
+/// (an extension value by the type its constructor returns, which is its
+/// own type name).
+fn has_type(value: &Val, ty: &SchemaType) -> bool {
+    match (ty, value) {
+        (SchemaType::Bool, Val::Bool(_))
+        | (SchemaType::Long, Val::Long(_))
+        | (SchemaType::String, Val::Str(_)) => true,
+        (SchemaType::EmptySet, Val::Set(items)) => items.is_empty(),
+        (SchemaType::Set { element_ty }, Val::Set(items)) => {
+            items.iter().all(|i| has_type(i, element_ty))
+        }
+        (SchemaType::Record { attrs, open_attrs }, Val::Record(fields)) => {
+            let field = |name: &SmolStr| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+            attrs.iter().all(|(name, a)| {
+                field(name).map_or(!a.is_required(), |v| has_type(v, a.schema_type()))
+            }) && fields
+                .iter()
+                .all(|(name, _)| *open_attrs || attrs.contains_key(name))
+        }
+        (SchemaType::Entity { ty }, Val::Entity(key)) => key.ty() == ty,
+        (SchemaType::Extension { name }, Val::Ext(ext)) => ext.typename() == *name,
+        _ => false,
     }
 }
 

@@ -53,6 +53,14 @@ impl Ord for Key {
 }
 
 impl Key {
+    pub(crate) fn ty(&self) -> &EntityType {
+        &self.ty
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     pub(crate) fn uid(&self) -> EntityUID {
         EntityUID::from_components((*self.ty).clone(), Eid::new(self.id.clone()), None)
     }
@@ -102,21 +110,48 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
 #[derive(Default)]
 pub(crate) struct Types {
     known: foldhash::HashMap<EntityType, Arc<EntityType>>,
+    /// Type names as JSON spells them, for those in Cedar's normal form.
+    written: foldhash::HashMap<SmolStr, Arc<EntityType>>,
 }
 
 impl Types {
-    pub(crate) fn key(&mut self, uid: &EntityUID) -> Key {
-        let ty = match self.known.get(uid.entity_type()) {
-            Some(ty) => Arc::clone(ty),
+    /// The key for a type name and an id as entity JSON writes them, or
+    /// `None` when the name is not in Cedar's normal form (`A :: B`, which
+    /// Cedar's JSON parser refuses).
+    pub(crate) fn written(&mut self, ty: &str, id: &str) -> Option<Key> {
+        let ty = match self.written.get(ty) {
+            Some(known) => Arc::clone(known),
             None => {
-                let ty = Arc::new(uid.entity_type().clone());
-                self.known
-                    .insert(uid.entity_type().clone(), Arc::clone(&ty));
-                ty
+                let name = crate::uid::entity_type(ty).ok()?;
+                if name.to_string() != ty {
+                    return None;
+                }
+                let core: &EntityType = name.as_ref();
+                let shared = self.shared(core);
+                self.written.insert(SmolStr::new(ty), Arc::clone(&shared));
+                shared
             }
         };
-        Key {
+        Some(Key {
             ty,
+            id: SmolStr::new(id),
+        })
+    }
+
+    fn shared(&mut self, ty: &EntityType) -> Arc<EntityType> {
+        match self.known.get(ty) {
+            Some(ty) => Arc::clone(ty),
+            None => {
+                let shared = Arc::new(ty.clone());
+                self.known.insert(ty.clone(), Arc::clone(&shared));
+                shared
+            }
+        }
+    }
+
+    pub(crate) fn key(&mut self, uid: &EntityUID) -> Key {
+        Key {
+            ty: self.shared(uid.entity_type()),
             id: SmolStr::new(uid.eid().as_ref()),
         }
     }

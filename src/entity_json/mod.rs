@@ -1,38 +1,43 @@
 //! Cedar entity JSON read fast, for the loader and for request entities.
 //!
 //! Cedar's JSON parser tries every value as each of its escape forms and
-//! builds an error message for each miss: about 25 µs per entity of the
-//! sample world's shape, 10 s for a store of 100k seats. [`Reader`] reads
-//! plain entity JSON directly and leaves the verdict to the schema
-//! conformance check, falling back to Cedar's parser for anything it is
-//! unsure of.
+//! builds an error message for each miss, then evaluates every attribute as
+//! a restricted expression: about 25 µs per entity of the sample world's
+//! shape, 10 s for a store of 100k seats. [`Reader`] reads plain entity JSON
+//! straight into the store's compact [`Record`] and leaves the verdict to
+//! the schema conformance check, falling back to Cedar's parser for
+//! anything it is unsure of.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
-use cedar_policy::{
-    Entity, EntityId, EntityTypeName, EntityUid, EvalResult, RestrictedExpression, Schema,
-};
-use serde_json::{Map, Value};
+use cedar_policy::{EvalResult, Schema};
+use cedar_policy_core::ast::{ExtensionFunction, Name, PartialValue, ValueKind};
+use cedar_policy_core::extensions::Extensions;
+use serde_json::Value;
+use smol_str::SmolStr;
 
-/// Cedar entity JSON → [`Entity`] without Cedar's JSON parser, which tries
-/// every value as each of its escape forms and builds an error message for
-/// each miss: about 25 µs per entity of the sample world's shape, 10 s for a
-/// store of 100k seats.
+use crate::store::{Key, Names, Record, Types, Val};
+
+mod tree;
+use tree::Fields;
+pub(crate) use tree::Json;
+
+/// Cedar entity JSON → a [`Record`] without Cedar's JSON parser.
 ///
 /// A value is read the way JSON says: strings as strings, `{"type", "id"}`
 /// objects as entity references, arrays as sets, other objects as records.
 /// The schema may mean otherwise (a string that is a `datetime`, a record
 /// that happens to have `type` and `id`); [`Hints`] learned from Cedar's own
 /// reading of a first entity of each type cover that. Whatever is read this
-/// way must then pass the schema conformance check Cedar's parser itself
-/// runs, and a value read differently from Cedar has a different type, so
-/// it fails that check: the caller then falls back to Cedar's parser, which
-/// decides (and words the error). Anything unusual (escapes other than
-/// `__entity`/`__extn`, tags, action entities, non-integer numbers) is left
-/// to Cedar from the start.
+/// way must then pass the schema conformance check
+/// ([`crate::store::schema::Conformance::accepts`]), and a value read
+/// differently from Cedar has a different type, so it fails that check: the
+/// caller then falls back to Cedar's parser, which decides (and words the
+/// error). Anything unusual (escapes other than `__entity`/`__extn`, tags,
+/// action entities, non-integer numbers) is left to Cedar from the start.
 pub(crate) struct Reader<'s> {
     schema: &'s Schema,
-    names: HashMap<String, EntityTypeName>,
     hints: HashMap<String, Hints>,
     learn: bool,
 }
@@ -64,22 +69,41 @@ enum Extension {
 }
 
 impl Extension {
-    fn named(name: &str) -> Option<Self> {
-        Some(match name {
-            "datetime" => Self::Datetime,
-            "decimal" => Self::Decimal,
-            "ip" => Self::Ip,
-            "duration" => Self::Duration,
-            _ => return None,
-        })
+    const ALL: [Extension; 4] = [Self::Datetime, Self::Decimal, Self::Ip, Self::Duration];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Datetime => "datetime",
+            Self::Decimal => "decimal",
+            Self::Ip => "ip",
+            Self::Duration => "duration",
+        }
     }
 
-    fn call(self, arg: &str) -> RestrictedExpression {
-        match self {
-            Self::Datetime => RestrictedExpression::new_datetime(arg),
-            Self::Decimal => RestrictedExpression::new_decimal(arg),
-            Self::Ip => RestrictedExpression::new_ip(arg),
-            Self::Duration => RestrictedExpression::new_duration(arg),
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// The value Cedar's constructor makes of `arg`, or `None` where it
+    /// refuses it (then Cedar's parser words the refusal).
+    fn call(self, arg: &str) -> Option<Val> {
+        static FUNCTIONS: OnceLock<Vec<Option<&'static ExtensionFunction>>> = OnceLock::new();
+        let functions = FUNCTIONS.get_or_init(|| {
+            Self::ALL
+                .iter()
+                .map(|e| {
+                    let name = Name::parse_unqualified_name(e.name()).ok()?;
+                    Extensions::all_available().func(&name).ok()
+                })
+                .collect()
+        });
+        let function = functions.get(self as usize).copied().flatten()?;
+        match function.call(&[arg.into()]).ok()? {
+            PartialValue::Value(v) => match v.value {
+                ValueKind::ExtensionValue(ext) => Some(Val::Ext(ext)),
+                _ => None,
+            },
+            PartialValue::Residual(_) => None,
         }
     }
 }
@@ -91,32 +115,41 @@ impl<'s> Reader<'s> {
     pub(crate) fn new(schema: &'s Schema, learn: bool) -> Self {
         Reader {
             schema,
-            names: HashMap::new(),
             hints: HashMap::new(),
             learn,
         }
     }
 
-    /// One entity and its parents, or `None` when Cedar's parser must decide.
-    pub(crate) fn entity(&mut self, item: &Value) -> Option<(Entity, Vec<EntityUid>)> {
+    /// One entity as a record from file `file` (type names shared through
+    /// `types`, attribute-name lists through `names`), or `None` when
+    /// Cedar's parser must decide.
+    pub(crate) fn record(
+        &mut self,
+        item: &Json<'_>,
+        types: &mut Types,
+        names: &mut Names,
+        file: u32,
+    ) -> Option<Record> {
         let obj = item.as_object()?;
         let attrs = obj.get("attrs")?.as_object()?;
         let parents = obj.get("parents")?.as_array()?;
         if obj
             .get("tags")
-            .is_some_and(|t| t.as_object().is_none_or(|t| !t.is_empty()))
+            .is_some_and(|t| t.as_object().is_none_or(|t| t.len() != 0))
         {
             return None;
         }
-        let (ty, this) = uid(&mut self.names, obj.get("uid")?)?;
+        let (ty, key) = uid(types, obj.get("uid")?)?;
         if ty == "Action" || ty.ends_with("::Action") {
             return None;
         }
         if self.learn {
             let hints = self.hints.entry(ty.to_owned()).or_default();
-            if attrs.keys().any(|k| !hints.seen.contains(k)) {
-                let cedar = Entity::from_json_value(item.clone(), Some(self.schema)).ok()?;
-                for (k, v) in attrs {
+            if attrs.iter()?.any(|(k, _)| !hints.seen.contains(k)) {
+                let json = item.to_value();
+                let cedar =
+                    cedar_policy::Entity::from_json_value(json.clone(), Some(self.schema)).ok()?;
+                for (k, v) in json.get("attrs")?.as_object()? {
                     if let Some(Ok(read)) = cedar.attr(k) {
                         learn(&mut hints.paths, &mut k.clone(), v, &read);
                     }
@@ -130,27 +163,23 @@ impl<'s> Reader<'s> {
             .map(|h| &h.paths)
             .filter(|p| !p.is_empty());
         let mut path = String::new();
-        let mut values = HashMap::with_capacity(attrs.len());
-        for (k, v) in attrs {
+        let mut values = Vec::with_capacity(attrs.len());
+        for (k, v) in attrs.iter()? {
             path.clear();
             path.push_str(k);
-            values.insert(k.clone(), value(&mut self.names, hints, &mut path, v)?);
+            values.push((SmolStr::new(k), value(types, hints, &mut path, v)?));
         }
         let parents = parents
             .iter()
-            .map(|p| uid(&mut self.names, p).map(|(_, u)| u))
+            .map(|p| uid(types, p).map(|(_, k)| k))
             .collect::<Option<Vec<_>>>()?;
-        let entity = Entity::new(this, values, parents.iter().cloned().collect()).ok()?;
-        Some((entity, parents))
+        Some(Record::new(key, values, parents, names, file))
     }
 }
 
 /// `{"type", "id"}` or `{"__entity": {"type", "id"}}`, with the type name as
 /// written (Cedar's parser refuses a type name that is not in normal form).
-fn uid<'v>(
-    names: &mut HashMap<String, EntityTypeName>,
-    value: &'v Value,
-) -> Option<(&'v str, EntityUid)> {
+fn uid<'v>(types: &mut Types, value: &'v Json<'_>) -> Option<(&'v str, Key)> {
     let obj = value.as_object()?;
     let obj = match obj.get("__entity") {
         Some(inner) if obj.len() == 1 => inner.as_object()?,
@@ -158,61 +187,49 @@ fn uid<'v>(
         None => obj,
     };
     let (ty, id) = type_and_id(obj)?;
-    let name = match names.get(ty) {
-        Some(n) => n.clone(),
-        None => {
-            let n = crate::uid::entity_type(ty).ok()?;
-            if n.to_string() != ty {
-                return None;
-            }
-            names.insert(ty.to_owned(), n.clone());
-            n
-        }
-    };
-    Some((
-        ty,
-        EntityUid::from_type_name_and_id(name, EntityId::new(id)),
-    ))
+    Some((ty, types.written(ty, id)?))
 }
 
-fn type_and_id(obj: &Map<String, Value>) -> Option<(&str, &str)> {
+fn type_and_id<'v>(obj: &'v Fields<'_>) -> Option<(&'v str, &'v str)> {
     match (obj.len(), obj.get("type"), obj.get("id")) {
-        (2, Some(Value::String(t)), Some(Value::String(id))) => Some((t, id)),
+        (2, Some(Json::Str(t)), Some(Json::Str(id))) => Some((t, id)),
         _ => None,
     }
 }
 
+/// One attribute value. Sets keep the JSON's order and repeats: Cedar's
+/// set, made of them when the entity is materialised, is the same.
 fn value(
-    names: &mut HashMap<String, EntityTypeName>,
+    types: &mut Types,
     hints: Option<&HashMap<String, Hint>>,
     path: &mut String,
-    v: &Value,
-) -> Option<RestrictedExpression> {
+    v: &Json<'_>,
+) -> Option<Val> {
     let hint = || hints.and_then(|h| h.get(path.as_str())).copied();
     Some(match v {
-        Value::Bool(b) => RestrictedExpression::new_bool(*b),
-        Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
-        Value::String(s) => match hint() {
-            Some(Hint::Extension(e)) => e.call(s),
-            _ => RestrictedExpression::new_string(s.clone()),
+        Json::Bool(b) => Val::Bool(*b),
+        Json::Int(n) => Val::Long(*n),
+        Json::Str(s) => match hint() {
+            Some(Hint::Extension(e)) => e.call(s)?,
+            _ => Val::Str(SmolStr::new(s)),
         },
-        Value::Array(items) => {
+        Json::Arr(items) => {
             let len = path.len();
             path.push_str("[]");
             let items = items
                 .iter()
-                .map(|i| value(names, hints, path, i))
-                .collect::<Option<Vec<_>>>();
+                .map(|i| value(types, hints, path, i))
+                .collect::<Option<Box<[_]>>>();
             path.truncate(len);
-            RestrictedExpression::new_set(items?)
+            Val::Set(items?)
         }
-        Value::Object(obj) if obj.keys().any(|k| k.starts_with("__")) => {
+        Json::Obj(obj) if obj.iter()?.any(|(k, _)| k.starts_with("__")) => {
             match (obj.len(), obj.get("__entity"), obj.get("__extn")) {
-                (1, Some(_), None) => RestrictedExpression::new_entity_uid(uid(names, v)?.1),
-                (1, None, Some(Value::Object(call))) => {
+                (1, Some(_), None) => Val::Entity(uid(types, v)?.1),
+                (1, None, Some(Json::Obj(call))) => {
                     match (call.len(), call.get("fn"), call.get("arg")) {
-                        (2, Some(Value::String(f)), Some(Value::String(arg))) => {
-                            Extension::named(f)?.call(arg)
+                        (2, Some(Json::Str(f)), Some(Json::Str(arg))) => {
+                            Extension::named(f)?.call(arg)?
                         }
                         _ => return None,
                     }
@@ -220,22 +237,23 @@ fn value(
                 _ => return None,
             }
         }
-        Value::Object(obj) if type_and_id(obj).is_some() && hint() != Some(Hint::Record) => {
-            RestrictedExpression::new_entity_uid(uid(names, v)?.1)
+        Json::Obj(obj) if type_and_id(obj).is_some() && hint() != Some(Hint::Record) => {
+            Val::Entity(uid(types, v)?.1)
         }
-        Value::Object(obj) => {
+        Json::Obj(obj) => {
             let len = path.len();
             let mut fields = Vec::with_capacity(obj.len());
-            for (k, field) in obj {
+            for (k, field) in obj.iter()? {
                 path.push('.');
                 path.push_str(k);
-                let read = value(names, hints, path, field);
+                let read = value(types, hints, path, field);
                 path.truncate(len);
-                fields.push((k.clone(), read?));
+                fields.push((SmolStr::new(k), read?));
             }
-            RestrictedExpression::new_record(fields).ok()?
+            fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            Val::Record(fields.into())
         }
-        Value::Null => return None,
+        Json::Num(_) | Json::Null => return None,
     })
 }
 
@@ -248,7 +266,10 @@ fn learn(paths: &mut HashMap<String, Hint>, path: &mut String, json: &Value, rea
             }
         }
         (Value::Object(obj), EvalResult::Record(record)) => {
-            if type_and_id(obj).is_some() {
+            if obj.len() == 2
+                && obj.get("type").is_some_and(Value::is_string)
+                && obj.get("id").is_some_and(Value::is_string)
+            {
                 paths.insert(path.clone(), Hint::Record);
             }
             let len = path.len();
@@ -295,7 +316,10 @@ mod tests {
 
     const SCHEMA: &str = r#"
         entity Org in [Org];
+        entity Color enum ["red", "blue"];
         entity User in [Org] = {
+            color?: Color,
+            colors?: Set<Color>,
             when: datetime,
             amount: decimal,
             addr: ipaddr,
@@ -335,14 +359,26 @@ mod tests {
         json!({"uid": {"type": "User", "id": id}, "attrs": base, "parents": [{"type": "Org", "id": "o"}]})
     }
 
-    /// The fast reading of `items` as a store, or `None` where it defers.
+    /// The fast reading of `items`, accepted by the fast check, as Cedar's
+    /// `Entities` (which checks them again against the schema), or `None`
+    /// where it defers to Cedar.
     fn fast(schema: &Schema, items: &[Value]) -> Option<Entities> {
+        let conformance = crate::store::schema::Conformance::new(schema);
         let mut reader = Reader::new(schema, true);
+        let (mut types, mut names) = (Types::default(), Names::default());
         let all = items
             .iter()
-            .map(|i| reader.entity(i).map(|(e, _)| e))
+            .map(|i| {
+                let record = reader.record(&Json::of(i), &mut types, &mut names, 0)?;
+                conformance.accepts(&record).then(|| {
+                    cedar_policy::Entity::from(record.to_cedar(record.parents.iter().map(Key::uid)))
+                })
+            })
             .collect::<Option<Vec<_>>>()?;
-        Entities::from_entities(all, Some(schema)).ok()
+        Some(
+            Entities::from_entities(all, Some(schema))
+                .expect("Cedar accepts whatever the fast check accepted"),
+        )
     }
 
     #[test]
@@ -360,9 +396,19 @@ mod tests {
             ),
         ];
         assert!(fast(&schema, &good).is_some(), "plain data is read fast");
+        let mut with_enum = good.clone();
+        with_enum.push(user(
+            "u11",
+            json!({"color": {"type": "Color", "id": "red"}}),
+        ));
+        assert!(
+            fast(&schema, &with_enum).is_some(),
+            "an enumerated id is read fast"
+        );
 
         // Whatever the fast reading accepts, Cedar accepts and reads alike;
-        // the rest (Cedar refuses all but the last two) it leaves to Cedar.
+        // the rest it leaves to Cedar. Cedar accepts `u11`, the enumerated
+        // `Color::"red"` and the two `Org`s; it refuses all the others.
         let cases = [
             user("u3", json!({"when": "yesterday"})),
             user("u4", json!({"org": "o"})),
@@ -374,6 +420,20 @@ mod tests {
             json!({"uid": {"type": "User", "id": "x"}, "attrs": {}, "parents": []}),
             json!({"uid": {"type": "Org", "id": "o"}, "attrs": {}, "parents": []}),
             json!({"uid": {"type": "Org", "id": "q"}, "attrs": {}, "parents": [], "tags": {}}),
+            user("u10", json!({"color": {"type": "Color", "id": "green"}})),
+            user("u11", json!({"color": {"type": "Color", "id": "red"}})),
+            user(
+                "u12",
+                json!({"colors": [{"type": "Color", "id": "red"}, {"type": "Color", "id": "pink"}]}),
+            ),
+            user(
+                "u13",
+                json!({"pair": {"type": "T", "id": "i", "more": "x"}}),
+            ),
+            user("u14", json!({"words": "a"})),
+            json!({"uid": {"type": "User", "id": "u15"}, "attrs": user("x", json!({}))["attrs"], "parents": [{"type": "User", "id": "u0"}]}),
+            json!({"uid": {"type": "Color", "id": "green"}, "attrs": {}, "parents": []}),
+            json!({"uid": {"type": "Color", "id": "red"}, "attrs": {}, "parents": []}),
         ];
         for case in std::iter::once(None).chain(cases.into_iter().map(Some)) {
             let mut items = good.clone();
