@@ -208,6 +208,14 @@ fn policies(rng: &mut Rng) -> String {
         "resource.lead.org == principal.org",
         "Org::\"o2\".owner.level > 1",
         "Team::\"t3\".lead in principal.teams",
+        // Literals looked up from other places than a `.` (see
+        // src/slice/literals.rs: only compared ones are left out).
+        "Team::\"t1\" in principal.teams",
+        "Org::\"o1\" has owner && Org::\"o1\".owner == principal",
+        "(if principal.level > 2 then Org::\"o1\" else Org::\"o2\").owner.level > 1",
+        "{o: Org::\"o3\"}.o.owner == principal",
+        "[Org::\"o0\", Org::\"o1\"].contains(resource.org)",
+        "principal in [Team::\"t0\", Team::\"t2\"] && resource.org != Org::\"o1\"",
     ];
     let principals = [
         "principal",

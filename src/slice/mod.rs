@@ -43,6 +43,8 @@
 //! the way Cedar combines policies (any satisfied forbid denies, else any
 //! satisfied permit allows, else deny; errors from all).
 
+mod literals;
+
 use std::collections::HashSet;
 
 use foldhash::{HashMap, HashMapExt};
@@ -55,8 +57,9 @@ use cedar_policy::{
 /// Policies that share an action key and an anchor, ready to evaluate.
 pub(crate) struct Bucket {
     set: PolicySet,
-    /// Entity literals these policies name: a request-scoped entity view
-    /// must contain them, since a policy may dereference them directly.
+    /// Entity literals these policies may look up (read an attribute, a
+    /// tag or the ancestors of; see [`literals`]): a request's view must
+    /// contain them. Literals only compared are left out.
     literals: Vec<EntityUid>,
 }
 
@@ -183,8 +186,7 @@ impl Slices {
     }
 
     fn whole(set: &PolicySet) -> Slices {
-        let mut literals: Vec<EntityUid> =
-            set.policies().flat_map(Policy::entity_literals).collect();
+        let mut literals: Vec<EntityUid> = set.policies().flat_map(literals::looked_up).collect();
         literals.sort_by_key(ToString::to_string);
         literals.dedup();
         Slices {
@@ -384,7 +386,7 @@ fn bucket(set: &PolicySet, policies: &[&Policy]) -> Result<Bucket, String> {
     let mut out = PolicySet::new();
     let mut literals = Vec::new();
     for p in policies {
-        literals.extend(p.entity_literals());
+        literals.extend(literals::looked_up(p));
         match (p.template_id(), p.template_links()) {
             (Some(template), Some(values)) => {
                 if out.template(template).is_none() {
