@@ -9,108 +9,76 @@
 //! those out spares each request the entities of every role, team and
 //! group its policies name, most of what a view would otherwise build.
 //!
-//! The walk is over Cedar's own JSON form of the policy (its EST), and it
-//! is conservative: a literal anywhere else (an `if` branch, a record, a
-//! set that is not the right of `in`, a method argument) counts as looked
-//! up. Scope constraints only compare (`principal == X`, `resource in X`).
+//! The walk is over the policy's body in Cedar's own AST, and it is
+//! conservative: a literal anywhere else (an `if` branch, a record, a set
+//! that is not the right of `in`, a method argument) counts as looked up.
+//! Scope constraints only compare (`principal == X`, `resource in X`), and
+//! template slots are filled by links in the scope alone.
 
 use cedar_policy::{EntityUid, Policy};
-use serde_json::Value;
+use cedar_policy_core::ast::{BinaryOp, Expr, ExprKind, Literal};
 
 /// The entity literals of `p` that Cedar may look up when it evaluates it.
 pub(crate) fn looked_up(p: &Policy) -> Vec<EntityUid> {
-    let est = match p.to_json() {
-        Ok(est) if readable(&est) => est,
-        // Cannot tell: every literal may be.
-        _ => return p.entity_literals(),
-    };
-    let mut found = Vec::new();
-    for c in est
-        .get("conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(body) = c.get("body") {
-            walk(body, false, &mut found);
-        }
+    let ast: &cedar_policy_core::ast::Policy = p.as_ref();
+    let mut out = Vec::new();
+    if let Some(body) = ast.non_scope_constraints() {
+        walk(body, false, &mut out);
     }
-    let mut out = Vec::with_capacity(found.len());
-    for (ty, id) in found {
-        match crate::uid::uid_from_parts(ty, id) {
-            Ok(uid) => out.push(uid),
-            Err(_) => return p.entity_literals(),
-        }
-    }
+    let mut out: Vec<EntityUid> = out.into_iter().map(EntityUid::from).collect();
     out.sort_by_key(ToString::to_string);
     out.dedup();
     out
 }
 
-/// Whether every `__entity` in the EST has the form [`entity`] reads.
-fn readable(est: &Value) -> bool {
-    match est {
-        Value::Object(map) => map.iter().all(|(k, v)| {
-            if k == "__entity" {
-                v.get("type").is_some_and(Value::is_string)
-                    && v.get("id").is_some_and(Value::is_string)
-            } else {
-                readable(v)
+/// Collects the literals under `e`, except where `inert` (its value is
+/// only compared) says they cannot be looked up.
+fn walk(e: &Expr, inert: bool, out: &mut Vec<cedar_policy_core::ast::EntityUID>) {
+    let mut each = |children: &mut dyn Iterator<Item = &Expr>| {
+        children.for_each(|c| walk(c, false, out));
+    };
+    match e.expr_kind() {
+        ExprKind::Lit(Literal::EntityUID(uid)) => {
+            if !inert {
+                out.push((**uid).clone());
             }
-        }),
-        Value::Array(items) => items.iter().all(readable),
-        _ => true,
-    }
-}
-
-/// `{"__entity": {"type", "id"}}`: an entity literal.
-fn entity(v: &Value) -> Option<(&str, &str)> {
-    let uid = v.as_object().filter(|m| m.len() == 1)?.get("__entity")?;
-    Some((uid.get("type")?.as_str()?, uid.get("id")?.as_str()?))
-}
-
-/// Collects the literals under `e`, except where `inert` (the value is
-/// only compared) says they cannot be looked up. `e` is an expression node
-/// (`{op: arg}`) or, when called on containers, anything: an unknown shape
-/// is searched with nothing inert.
-fn walk<'v>(e: &'v Value, inert: bool, out: &mut Vec<(&'v str, &'v str)>) {
-    if let Some(uid) = entity(e) {
-        if !inert {
-            out.push(uid);
         }
-        return;
-    }
-    let node = e
-        .as_object()
-        .filter(|m| m.len() == 1)
-        .and_then(|m| m.iter().next());
-    if let Some((op, arg)) = node {
-        let sides = || Some((arg.get("left")?, arg.get("right")?));
-        match (op.as_str(), sides()) {
-            ("Value", _) if inert => return,
-            ("==" | "!=", Some((left, right))) => {
-                walk(left, true, out);
-                walk(right, true, out);
-                return;
-            }
-            ("in", Some((left, right))) => {
-                walk(left, false, out);
-                walk(right, true, out);
-                return;
-            }
-            ("Set", _) if inert && arg.is_array() => {
-                for item in arg.as_array().into_iter().flatten() {
-                    walk(item, true, out);
-                }
-                return;
-            }
-            _ => {}
+        ExprKind::Lit(_) | ExprKind::Var(_) | ExprKind::Slot(_) | ExprKind::Unknown(_) => {}
+        ExprKind::BinaryApp {
+            op: BinaryOp::Eq,
+            arg1,
+            arg2,
+        } => {
+            walk(arg1, true, out);
+            walk(arg2, true, out);
         }
-    }
-    match e {
-        Value::Object(map) => map.values().for_each(|v| walk(v, false, out)),
-        Value::Array(items) => items.iter().for_each(|v| walk(v, false, out)),
-        _ => {}
+        ExprKind::BinaryApp {
+            op: BinaryOp::In,
+            arg1,
+            arg2,
+        } => {
+            walk(arg1, false, out);
+            walk(arg2, true, out);
+        }
+        ExprKind::Set(items) if inert => items.iter().for_each(|i| walk(i, true, out)),
+        ExprKind::Set(items) => each(&mut items.iter()),
+        ExprKind::If {
+            test_expr,
+            then_expr,
+            else_expr,
+        } => each(&mut [test_expr, then_expr, else_expr].into_iter().map(|e| &**e)),
+        ExprKind::And { left, right } | ExprKind::Or { left, right } => {
+            each(&mut [left, right].into_iter().map(|e| &**e))
+        }
+        ExprKind::BinaryApp { arg1, arg2, .. } => each(&mut [arg1, arg2].into_iter().map(|e| &**e)),
+        ExprKind::UnaryApp { arg, .. } => walk(arg, false, out),
+        ExprKind::GetAttr { expr, .. }
+        | ExprKind::HasAttr { expr, .. }
+        | ExprKind::ExtHasAttr { expr, .. }
+        | ExprKind::Like { expr, .. }
+        | ExprKind::Is { expr, .. } => walk(expr, false, out),
+        ExprKind::ExtensionFunctionApp { args, .. } => each(&mut args.iter()),
+        ExprKind::Record(fields) => each(&mut fields.values()),
     }
 }
 
