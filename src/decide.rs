@@ -155,8 +155,11 @@ impl Snapshot {
             .iter()
             .flat_map(|b| b.literals())
             .map(AsRef::<cedar_policy_core::ast::EntityUID>::as_ref);
+        // Entities that attributes name are only looked up by policies
+        // that reach past the request's own entities and their literals.
+        let follow = buckets.iter().any(|b| b.deep());
         let entities = view
-            .entities(roots.iter().chain(literals))
+            .entities(roots.iter().chain(literals), follow)
             .map_err(refused)?;
         Ok(self.answer(&slice::authorize(&request, &buckets, &entities)))
     }

@@ -6,7 +6,8 @@
 //! are the request's principal, action or resource, named in its context,
 //! named by a policy it evaluates (the literals of its slice, see
 //! [`crate::slice`]), or named by an attribute or tag of an entity it
-//! reached. [`View::entities`] collects exactly those from the store, gives
+//! reached, the last only when a policy of its slice looks up past the
+//! request's own entities (`resource.company.admin_count`). [`View::entities`] collects exactly those from the store, gives
 //! each its closed ancestor set, and hands Cedar the lot with its closure
 //! computation skipped: the answers are those of Cedar on the whole store
 //! (`tests/store.rs` checks it on generated requests).
@@ -116,11 +117,13 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Every entity the request can reach from `roots`, as Cedar's
+    /// Every entity the request can reach from `roots` (through their
+    /// attributes and tags when `follow`; else `roots` alone), as Cedar's
     /// `Entities` with closed ancestor sets.
     pub(crate) fn entities<'r>(
         &self,
         roots: impl IntoIterator<Item = &'r EntityUID>,
+        follow: bool,
     ) -> Result<cedar_policy::Entities, String> {
         let mut queue: Vec<EntityUID> = roots.into_iter().cloned().collect();
         let mut seen: foldhash::HashSet<EntityUID> = foldhash::HashSet::default();
@@ -133,7 +136,7 @@ impl<'a> View<'a> {
             if let Some((entity, _)) = self.layered(&uid) {
                 let ancestors = self.ancestors(&uid)?;
                 let (id, attrs, _, _, tags) = entity.clone().into_inner();
-                for (_, v) in attrs.iter().chain(tags.iter()) {
+                for (_, v) in attrs.iter().chain(tags.iter()).filter(|_| follow) {
                     if let PartialValue::Value(v) = v {
                         value_uids(v, &mut queue);
                     }
@@ -151,9 +154,11 @@ impl<'a> View<'a> {
                 } else {
                     record.to_cedar(record.ancestors.iter().map(Key::uid))
                 };
-                refs.clear();
-                record.references(&mut refs);
-                queue.extend(refs.iter().map(|k| k.uid()));
+                if follow {
+                    refs.clear();
+                    record.references(&mut refs);
+                    queue.extend(refs.iter().map(|k| k.uid()));
+                }
                 out.push(Arc::new(entity));
             } else if let Some(action) = self.store.action(&uid) {
                 out.push(Arc::clone(action));

@@ -1,4 +1,5 @@
-//! Which entity literals of a policy Cedar may look up.
+//! Which entities a policy may make Cedar look up: which of its entity
+//! literals, and whether any entity reached through an attribute.
 //!
 //! A request answered through a view ([`crate::view`]) must hold every
 //! entity Cedar can look up, and Cedar looks an entity up only to read its
@@ -29,6 +30,42 @@ pub(crate) fn looked_up(p: &Policy) -> Vec<EntityUid> {
     out.sort_by_key(ToString::to_string);
     out.dedup();
     out
+}
+
+/// Whether `p` may look up an entity other than the request's principal,
+/// action and resource and its own literals: one reached through an
+/// attribute (`resource.company.admin_count`, `principal.team in X`) or
+/// through anything but a variable or a literal. Only then must a view
+/// hold the entities the roots' attributes name.
+///
+/// The places Cedar looks an entity up: `.` and `has` on it, the left of
+/// `in`, `getTag` and `hasTag`. Anything under those other than a bare
+/// `principal`, `action`, `resource`, `context` (a record: `context.x`
+/// looks nothing up) or an entity literal counts, so `principal.rec.field`
+/// on a record attribute counts too (harmlessly: the view is only bigger).
+pub(crate) fn reaches_beyond_roots(p: &Policy) -> bool {
+    let ast: &cedar_policy_core::ast::Policy = p.as_ref();
+    ast.non_scope_constraints().is_some_and(|body| {
+        body.subexpressions().any(|e| match e.expr_kind() {
+            ExprKind::GetAttr { expr, .. } | ExprKind::HasAttr { expr, .. } => !root(expr),
+            // `has a.b` also reads `a`: count it whatever it is under.
+            ExprKind::ExtHasAttr { .. } => true,
+            ExprKind::BinaryApp {
+                op: BinaryOp::In | BinaryOp::GetTag | BinaryOp::HasTag,
+                arg1,
+                ..
+            } => !root(arg1),
+            _ => false,
+        })
+    })
+}
+
+/// A request variable or an entity literal (both in every view).
+fn root(e: &Expr) -> bool {
+    matches!(
+        e.expr_kind(),
+        ExprKind::Var(_) | ExprKind::Lit(Literal::EntityUID(_))
+    )
 }
 
 /// Collects the literals under `e`, except where `inert` (its value is
@@ -93,6 +130,36 @@ mod tests {
         );
         let p = Policy::from_str(&text).expect("parses");
         looked_up(&p).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn lookups_past_the_roots_are_found() {
+        let reaches = |condition: &str| {
+            let text = format!("permit (principal, action, resource) when {{ {condition} }};");
+            reaches_beyond_roots(&Policy::from_str(&text).expect("parses"))
+        };
+        for shallow in [
+            "principal.level > 2 && resource has owner",
+            "principal in resource.owners && resource.owner == principal",
+            "principal.teams.contains(resource.team) && context.ip == \"x\"",
+            "Org::\"o\".owner == principal && resource.hasTag(\"k\")",
+            "context.x > 1 && Team::\"t\" in principal.teams",
+        ] {
+            assert!(!reaches(shallow), "{shallow}");
+        }
+        for deep in [
+            "resource.company.admin_count > 1",
+            "principal.manager in Team::\"t\"",
+            "principal.manager has level",
+            "principal.manager.getTag(\"k\") == 1",
+            "(if context.a then principal else resource).level > 1",
+            "principal has manager.level",
+            // `context.actor` may be an entity (in the view: the context
+            // names it), its `manager` one it names (not in the view).
+            "context.actor.manager.level > 1",
+        ] {
+            assert!(reaches(deep), "{deep}");
+        }
     }
 
     #[test]

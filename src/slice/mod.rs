@@ -61,11 +61,19 @@ pub(crate) struct Bucket {
     /// tag or the ancestors of; see [`literals`]): a request's view must
     /// contain them. Literals only compared are left out.
     literals: Vec<EntityUid>,
+    /// Whether any of these policies may look up an entity reached through
+    /// an attribute (see [`literals::reaches_beyond_roots`]): then a view
+    /// must also hold what its entities' attributes name.
+    deep: bool,
 }
 
 impl Bucket {
     pub(crate) fn literals(&self) -> &[EntityUid] {
         &self.literals
+    }
+
+    pub(crate) fn deep(&self) -> bool {
+        self.deep
     }
 }
 
@@ -195,6 +203,7 @@ impl Slices {
                 free: Some(Bucket {
                     set: set.clone(),
                     literals,
+                    deep: set.policies().any(literals::reaches_beyond_roots),
                 }),
                 ..Slice::default()
             },
@@ -385,8 +394,10 @@ fn slice<'e>(set: &PolicySet, entries: impl Iterator<Item = &'e Entry>) -> Resul
 fn bucket(set: &PolicySet, policies: &[&Policy]) -> Result<Bucket, String> {
     let mut out = PolicySet::new();
     let mut literals = Vec::new();
+    let mut deep = false;
     for p in policies {
         literals.extend(literals::looked_up(p));
+        deep |= literals::reaches_beyond_roots(p);
         match (p.template_id(), p.template_links()) {
             (Some(template), Some(values)) => {
                 if out.template(template).is_none() {
@@ -403,7 +414,11 @@ fn bucket(set: &PolicySet, policies: &[&Policy]) -> Result<Bucket, String> {
     }
     literals.sort_by_key(ToString::to_string);
     literals.dedup();
-    Ok(Bucket { set: out, literals })
+    Ok(Bucket {
+        set: out,
+        literals,
+        deep,
+    })
 }
 
 #[cfg(test)]
