@@ -7,7 +7,7 @@
 //! and 1.44M entities) with the bundled policies. Files are generated into a
 //! temp dir once; each iteration loads them from disk (the page cache, after
 //! the first). Before timing, one load per world prints the process's
-//! resident memory (the 1M target is 10 s and 2 GiB).
+//! resident memory (the 1M targets: 10 s and 1.5 GiB).
 //!
 //! `cargo bench --bench reload` (a 1M-member load takes seconds, so its
 //! group runs ten samples, the least criterion allows).

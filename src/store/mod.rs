@@ -180,7 +180,9 @@ pub struct Store {
     shards: Vec<Arc<Shard>>,
     len: usize,
     /// How many stored records name each key as a parent.
-    children: Arc<Map<Key, u32>>,
+    /// Sharded like the records, so a change copies only the counts it
+    /// touches.
+    children: Vec<Arc<Map<Key, u32>>>,
     /// The schema's action entities (none without a schema).
     actions: Arc<foldhash::HashMap<EntityUID, Arc<Entity>>>,
 }
@@ -190,7 +192,7 @@ impl Store {
         Store {
             shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
-            children: Arc::default(),
+            children: (0..SHARDS).map(|_| Arc::default()).collect(),
             actions: Arc::new(actions),
         }
     }
@@ -211,6 +213,11 @@ impl Store {
 
     pub(crate) fn get(&self, uid: &EntityUID) -> Option<&Arc<Record>> {
         self.get_ref(KeyRef::of(uid))
+    }
+
+    /// Whether some stored record names `key` as a parent.
+    fn has_children(&self, key: &Key) -> bool {
+        self.children[Self::shard_of(key.as_ref())].contains_key(key)
     }
 
     pub(crate) fn get_key(&self, key: &Key) -> Option<&Arc<Record>> {
@@ -266,7 +273,6 @@ impl Store {
     /// recomputed where they can have changed. `self` is untouched.
     pub(crate) fn apply(&self, removed: &[Key], added: Vec<Record>) -> Result<Store, StoreError> {
         let mut next = self.clone();
-        let children = Arc::make_mut(&mut next.children);
         // Keys whose place in the hierarchy may have changed: removed, new,
         // or back with other parents. An entity rewritten with the same
         // parents (a tenant's company when one of its seats changes) moves
@@ -278,10 +284,11 @@ impl Store {
             if let Some(old) = shard.remove(key) {
                 next.len -= 1;
                 for p in old.parents.iter() {
-                    if let Some(n) = children.get_mut(p) {
+                    let counts = Arc::make_mut(&mut next.children[Self::shard_of(p.as_ref())]);
+                    if let Some(n) = counts.get_mut(p) {
                         *n -= 1;
                         if *n == 0 {
-                            children.remove(p);
+                            counts.remove(p);
                         }
                     }
                 }
@@ -347,7 +354,8 @@ impl Store {
         for run in runs {
             next.len += run.len;
             for (k, n) in run.children {
-                *children.entry(k).or_insert(0) += n;
+                let counts = Arc::make_mut(&mut next.children[Self::shard_of(k.as_ref())]);
+                *counts.entry(k).or_insert(0) += n;
             }
             dirty.extend(run.dirty);
             changed.extend(run.changed);
@@ -359,10 +367,8 @@ impl Store {
         // Entities below a changed one: only looked for when a changed
         // entity had children before, which a seat never does. (Children
         // it gains now are among the added records, closed anyway.)
-        let parents_changed: foldhash::HashSet<&Key> = changed
-            .iter()
-            .filter(|k| self.children.contains_key(*k))
-            .collect();
+        let parents_changed: foldhash::HashSet<&Key> =
+            changed.iter().filter(|k| self.has_children(k)).collect();
         if !parents_changed.is_empty() {
             let fresh: foldhash::HashSet<&Key> = dirty.iter().collect();
             let below: Vec<Key> = next
@@ -386,9 +392,8 @@ impl Store {
     /// are closed depth-first over their dirty parents, which is where
     /// cycles are found.
     fn close(&mut self, dirty: Vec<Key>) -> Result<(), StoreError> {
-        let (groups, leaves): (Vec<Key>, Vec<Key>) = dirty
-            .into_iter()
-            .partition(|k| self.children.contains_key(k));
+        let (groups, leaves): (Vec<Key>, Vec<Key>) =
+            dirty.into_iter().partition(|k| self.has_children(k));
         let groups: Map<Key, ()> = groups.into_iter().map(|k| (k, ())).collect();
         self.close_groups(&groups)?;
         let workers = workers_for(leaves.len());
@@ -630,7 +635,8 @@ mod tests {
     }
 
     /// Enough records for the parallel path; one record changed afterwards
-    /// copies the one shard it lives in, and closures are right both times.
+    /// copies the one shard it lives in (and the child counts of its
+    /// parents), and closures are right both times.
     #[test]
     fn a_change_copies_only_the_shard_it_touches() {
         let (mut types, mut names) = (Types::default(), Names::default());
@@ -669,5 +675,10 @@ mod tests {
             .filter(|&i| !Arc::ptr_eq(&store.shards[i], &next.shards[i]))
             .count();
         assert_eq!(copied, 1);
+        // The child counts of its old and its new parent, no others.
+        let counts = (0..SHARDS)
+            .filter(|&i| !Arc::ptr_eq(&store.children[i], &next.children[i]))
+            .count();
+        assert!((1..=2).contains(&counts), "{counts} count shards copied");
     }
 }
