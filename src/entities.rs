@@ -12,7 +12,7 @@
 //! descriptions ([`Conformance`]); anything the reader is unsure of takes
 //! Cedar's own parser, which also words every refusal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cedar_policy::Schema;
 use cedar_policy_core::ast::{Entity, EntityUID};
@@ -20,13 +20,47 @@ use serde_json::Value;
 
 use crate::entity_json::{Json, Reader};
 use crate::store::schema::Conformance;
-use crate::store::{Key, Names, Types};
+use crate::store::{Key, Names, Record, Types};
 
 /// Entities sent with a request, parsed and checked against the schema.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    /// Each entity with its parents (as the request gives them).
-    entities: HashMap<EntityUID, (Entity, Vec<EntityUID>)>,
+    entities: HashMap<EntityUID, Given>,
+}
+
+/// One request entity with its parents (as the request gives them).
+#[derive(Debug, Clone)]
+pub(crate) struct Given {
+    pub(crate) form: Form,
+    pub(crate) parents: Vec<EntityUID>,
+}
+
+/// A request entity as read: in the store's compact form when the fast
+/// reader read it (the view builds its Cedar form once, with the ancestors
+/// the merged hierarchy gives it), else as Cedar's parser read it.
+#[derive(Debug, Clone)]
+pub(crate) enum Form {
+    Record(Record),
+    Cedar(Entity),
+}
+
+impl Given {
+    /// Cedar's entity, with `ancestors` as its ancestor set.
+    pub(crate) fn to_cedar(&self, ancestors: impl Iterator<Item = EntityUID>) -> Entity {
+        match &self.form {
+            Form::Record(record) => record.to_cedar(ancestors),
+            Form::Cedar(entity) => {
+                let (id, attrs, _, _, tags) = entity.clone().into_inner();
+                Entity::new_with_attr_partial_value(
+                    id,
+                    attrs,
+                    HashSet::new(),
+                    ancestors.collect(),
+                    tags,
+                )
+            }
+        }
+    }
 }
 
 /// Why request entities were refused; `index` is the position in the list.
@@ -68,10 +102,15 @@ impl Overlay {
             let fast = reader
                 .as_mut()
                 .and_then(|r| r.record(&Json::of(&item), &mut types, &mut names, 0))
-                .filter(|r| schema.is_some_and(|(_, c)| c.accepts(r)))
-                .map(|r| r.to_cedar(r.parents.iter().map(Key::uid)));
-            let entity = match fast {
-                Some(entity) => entity,
+                .filter(|r| schema.is_some_and(|(_, c)| c.accepts(r)));
+            let (uid, given) = match fast {
+                Some(record) => (
+                    record.key.uid(),
+                    Given {
+                        parents: record.parents.iter().map(Key::uid).collect(),
+                        form: Form::Record(record),
+                    },
+                ),
                 None => {
                     let entity =
                         cedar_policy::Entity::from_json_value(item, schema.map(|(s, _)| s))
@@ -80,12 +119,14 @@ impl Overlay {
                     if let Some((_, conformance)) = schema {
                         conformance.check(&entity).map_err(refuse)?;
                     }
-                    entity
+                    let given = Given {
+                        parents: entity.parents().cloned().collect(),
+                        form: Form::Cedar(entity),
+                    };
+                    (given_uid(&given), given)
                 }
             };
-            let parents = entity.parents().cloned().collect();
-            let uid = entity.uid().clone();
-            if entities.insert(uid, (entity, parents)).is_some() {
+            if entities.insert(uid, given).is_some() {
                 return Err(refuse("the same entity is given twice".into()));
             }
         }
@@ -100,12 +141,19 @@ impl Overlay {
         self.entities.len()
     }
 
-    pub(crate) fn get(&self, uid: &EntityUID) -> Option<&(Entity, Vec<EntityUID>)> {
+    pub(crate) fn get(&self, uid: &EntityUID) -> Option<&Given> {
         self.entities.get(uid)
     }
 
     pub(crate) fn uids(&self) -> impl Iterator<Item = &EntityUID> {
         self.entities.keys()
+    }
+}
+
+fn given_uid(given: &Given) -> EntityUID {
+    match &given.form {
+        Form::Record(record) => record.key.uid(),
+        Form::Cedar(entity) => entity.uid().clone(),
     }
 }
 
@@ -153,9 +201,25 @@ mod tests {
         for item in &items {
             let cedar = cedar_policy::Entity::from_json_value(item.clone(), Some(&schema)).unwrap();
             let cedar: &Entity = cedar.as_ref();
-            let (entity, parents) = read.get(cedar.uid()).unwrap();
-            assert_eq!(entity, cedar);
-            assert_eq!(parents.len(), cedar.parents().count());
+            let given = read.get(cedar.uid()).unwrap();
+            // Request entities are read without learned hints: the string
+            // the schema means as a datetime goes to Cedar's parser.
+            let fast = cedar.uid().entity_type().to_string() == "Org";
+            assert_eq!(matches!(given.form, Form::Record(_)), fast, "{}", cedar.uid());
+            let entity = given.to_cedar(given.parents.iter().cloned());
+            // Cedar's parser keeps parents apart from other ancestors; the
+            // view gives every entity its closed set as its parents.
+            assert_eq!(entity.uid(), cedar.uid());
+            assert_eq!(
+                entity.attrs().collect::<Vec<_>>(),
+                cedar.attrs().collect::<Vec<_>>()
+            );
+            let mut ours: Vec<_> = entity.ancestors().collect();
+            let mut theirs: Vec<_> = cedar.ancestors().collect();
+            ours.sort();
+            theirs.sort();
+            assert_eq!(ours, theirs);
+            assert_eq!(given.parents.len(), cedar.parents().count());
         }
         // Refusals name the entity's position and say why.
         for (bad, word) in [

@@ -21,12 +21,11 @@
 //! as Cedar would on the merged data, and a cycle the request's entities
 //! close is refused, as Cedar refuses it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use cedar_policy_core::ast::{Entity, EntityUID, Literal, PartialValue, Value, ValueKind};
 
-use crate::entities::Overlay;
+use crate::entities::{Form, Given, Overlay};
 use crate::store::{Key, Store};
 
 /// The store seen through a request's entities.
@@ -51,7 +50,7 @@ impl<'a> View<'a> {
         Ok(view)
     }
 
-    fn layered(&self, uid: &EntityUID) -> Option<&'a (Entity, Vec<EntityUID>)> {
+    fn layered(&self, uid: &EntityUID) -> Option<&'a Given> {
         self.layers.iter().find_map(|l| l.get(uid))
     }
 
@@ -93,8 +92,8 @@ impl<'a> View<'a> {
     /// Where the walk from `uid` goes: parents still to walk into `queue`,
     /// ancestors known to be closed straight into `found`.
     fn edges(&self, uid: &EntityUID, queue: &mut Vec<EntityUID>, found: &mut Vec<EntityUID>) {
-        if let Some((_, parents)) = self.layered(uid) {
-            queue.extend(parents.iter().cloned());
+        if let Some(given) = self.layered(uid) {
+            queue.extend(given.parents.iter().cloned());
         } else if let Some(record) = self.store.get(uid) {
             if record.ancestors.iter().any(|a| self.replaced(a)) {
                 queue.extend(record.parents.iter().map(Key::uid));
@@ -133,21 +132,25 @@ impl<'a> View<'a> {
             if seen.contains(&uid) {
                 continue;
             }
-            if let Some((entity, _)) = self.layered(&uid) {
-                let ancestors = self.ancestors(&uid)?;
-                let (id, attrs, _, _, tags) = entity.clone().into_inner();
-                for (_, v) in attrs.iter().chain(tags.iter()).filter(|_| follow) {
-                    if let PartialValue::Value(v) = v {
-                        value_uids(v, &mut queue);
+            if let Some(given) = self.layered(&uid) {
+                let entity = given.to_cedar(self.ancestors(&uid)?.into_iter());
+                if follow {
+                    match &given.form {
+                        Form::Record(record) => {
+                            refs.clear();
+                            record.references(&mut refs);
+                            queue.extend(refs.iter().map(|k| k.uid()));
+                        }
+                        Form::Cedar(_) => {
+                            for (_, v) in entity.attrs().chain(entity.tags()) {
+                                if let PartialValue::Value(v) = v {
+                                    value_uids(v, &mut queue);
+                                }
+                            }
+                        }
                     }
                 }
-                out.push(Arc::new(Entity::new_with_attr_partial_value(
-                    id,
-                    attrs,
-                    HashSet::new(),
-                    ancestors.into_iter().collect(),
-                    tags,
-                )));
+                out.push(Arc::new(entity));
             } else if let Some(record) = self.store.get(&uid) {
                 let entity = if record.ancestors.iter().any(|a| self.replaced(a)) {
                     record.to_cedar(self.ancestors(&uid)?.into_iter())
