@@ -205,7 +205,12 @@ mod tests {
             // Request entities are read without learned hints: the string
             // the schema means as a datetime goes to Cedar's parser.
             let fast = cedar.uid().entity_type().to_string() == "Org";
-            assert_eq!(matches!(given.form, Form::Record(_)), fast, "{}", cedar.uid());
+            assert_eq!(
+                matches!(given.form, Form::Record(_)),
+                fast,
+                "{}",
+                cedar.uid()
+            );
             let entity = given.to_cedar(given.parents.iter().cloned());
             // Cedar's parser keeps parents apart from other ancestors; the
             // view gives every entity its closed set as its parents.
