@@ -31,7 +31,7 @@ pub struct Overlay {
 /// One request entity with its parents (as the request gives them).
 #[derive(Debug, Clone)]
 pub(crate) struct Given {
-    pub(crate) form: Form,
+    form: Form,
     pub(crate) parents: Vec<EntityUID>,
 }
 
@@ -39,7 +39,7 @@ pub(crate) struct Given {
 /// reader read it (the view builds its Cedar form once, with the ancestors
 /// the merged hierarchy gives it), else as Cedar's parser read it.
 #[derive(Debug, Clone)]
-pub(crate) enum Form {
+enum Form {
     Record(Record),
     Cedar(Entity),
 }
@@ -119,11 +119,13 @@ impl Overlay {
                     if let Some((_, conformance)) = schema {
                         conformance.check(&entity).map_err(refuse)?;
                     }
-                    let given = Given {
-                        parents: entity.parents().cloned().collect(),
-                        form: Form::Cedar(entity),
-                    };
-                    (given_uid(&given), given)
+                    (
+                        entity.uid().clone(),
+                        Given {
+                            parents: entity.parents().cloned().collect(),
+                            form: Form::Cedar(entity),
+                        },
+                    )
                 }
             };
             if entities.insert(uid, given).is_some() {
@@ -147,13 +149,6 @@ impl Overlay {
 
     pub(crate) fn uids(&self) -> impl Iterator<Item = &EntityUID> {
         self.entities.keys()
-    }
-}
-
-fn given_uid(given: &Given) -> EntityUID {
-    match &given.form {
-        Form::Record(record) => record.key.uid(),
-        Form::Cedar(entity) => entity.uid().clone(),
     }
 }
 

@@ -7,8 +7,9 @@
 //! named by a policy it evaluates (the literals of its slice, see
 //! [`crate::slice`]), or named by an attribute or tag of an entity it
 //! reached, the last only when a policy of its slice looks up past the
-//! request's own entities (`resource.company.admin_count`). [`View::entities`] collects exactly those from the store, gives
-//! each its closed ancestor set, and hands Cedar the lot with its closure
+//! request's own entities (`resource.company.admin_count`).
+//! [`View::entities`] collects exactly those from the store, gives each its
+//! closed ancestor set, and hands Cedar the lot with its closure
 //! computation skipped: the answers are those of Cedar on the whole store
 //! (`tests/store.rs` checks it on generated requests).
 //!
@@ -25,7 +26,7 @@ use std::sync::Arc;
 
 use cedar_policy_core::ast::{Entity, EntityUID, Literal, PartialValue, Value, ValueKind};
 
-use crate::entities::{Form, Given, Overlay};
+use crate::entities::{Given, Overlay};
 use crate::store::{Key, Store};
 
 /// The store seen through a request's entities.
@@ -127,47 +128,35 @@ impl<'a> View<'a> {
         let mut queue: Vec<EntityUID> = roots.into_iter().cloned().collect();
         let mut seen: foldhash::HashSet<EntityUID> = foldhash::HashSet::default();
         let mut out: Vec<Arc<Entity>> = Vec::with_capacity(queue.len() + 4);
-        let mut refs: Vec<&Key> = Vec::new();
         while let Some(uid) = queue.pop() {
             if seen.contains(&uid) {
                 continue;
             }
-            if let Some(given) = self.layered(&uid) {
-                let entity = given.to_cedar(self.ancestors(&uid)?.into_iter());
-                if follow {
-                    match &given.form {
-                        Form::Record(record) => {
-                            refs.clear();
-                            record.references(&mut refs);
-                            queue.extend(refs.iter().map(|k| k.uid()));
-                        }
-                        Form::Cedar(_) => {
-                            for (_, v) in entity.attrs().chain(entity.tags()) {
-                                if let PartialValue::Value(v) = v {
-                                    value_uids(v, &mut queue);
-                                }
-                            }
-                        }
-                    }
-                }
-                out.push(Arc::new(entity));
+            let entity = if let Some(given) = self.layered(&uid) {
+                given.to_cedar(self.ancestors(&uid)?.into_iter())
             } else if let Some(record) = self.store.get(&uid) {
-                let entity = if record.ancestors.iter().any(|a| self.replaced(a)) {
+                if record.ancestors.iter().any(|a| self.replaced(a)) {
                     record.to_cedar(self.ancestors(&uid)?.into_iter())
                 } else {
                     record.to_cedar(record.ancestors.iter().map(Key::uid))
-                };
-                if follow {
-                    refs.clear();
-                    record.references(&mut refs);
-                    queue.extend(refs.iter().map(|k| k.uid()));
                 }
-                out.push(Arc::new(entity));
-            } else if let Some(action) = self.store.action(&uid) {
-                out.push(Arc::clone(action));
+            } else {
+                if let Some(action) = self.store.action(&uid) {
+                    out.push(Arc::clone(action));
+                }
+                // Unknown to both: Cedar treats it as an entity that does
+                // not exist, which is what leaving it out does.
+                seen.insert(uid);
+                continue;
+            };
+            if follow {
+                for (_, v) in entity.attrs().chain(entity.tags()) {
+                    if let PartialValue::Value(v) = v {
+                        value_uids(v, &mut queue);
+                    }
+                }
             }
-            // Unknown to both: Cedar treats it as an entity that does not
-            // exist, which is what leaving it out does.
+            out.push(Arc::new(entity));
             seen.insert(uid);
         }
         cedar_policy_core::entities::Entities::new()

@@ -144,7 +144,10 @@ impl<'s> Reader<'s> {
             return None;
         }
         if self.learn {
-            let hints = self.hints.entry(ty.to_owned()).or_default();
+            if !self.hints.contains_key(ty) {
+                self.hints.insert(ty.to_owned(), Hints::default());
+            }
+            let hints = self.hints.get_mut(ty)?;
             if attrs.iter()?.any(|(k, _)| !hints.seen.contains(k)) {
                 let json = item.to_value();
                 let cedar =

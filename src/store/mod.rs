@@ -308,10 +308,6 @@ impl Store {
             count,
             Inserted::default,
             |shard, items, out| {
-                // A shard with nothing to add stays shared with `self`.
-                if items.is_empty() {
-                    return;
-                }
                 let shard = Arc::make_mut(shard);
                 for (i, record) in items {
                     if let Some(existing) = shard.get(&record.key) {
@@ -396,23 +392,10 @@ impl Store {
             dirty.into_iter().partition(|k| self.has_children(k));
         let groups: Map<Key, ()> = groups.into_iter().map(|k| (k, ())).collect();
         self.close_groups(&groups)?;
-        let workers = workers_for(leaves.len());
-        if workers == 1 {
-            let closed = self.leaf_closures(&leaves);
-            self.set_closures(closed);
-            return Ok(());
-        }
-        let per = leaves.len().div_ceil(workers).max(1);
+        let per = leaves.len().div_ceil(workers_for(leaves.len())).max(1);
         let this = &*self;
-        let closed: Vec<Vec<(Key, Arc<[Key]>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = leaves
-                .chunks(per)
-                .map(|part| scope.spawn(move || this.leaf_closures(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+        let closed = on_cores(leaves.chunks(per).collect(), |part| {
+            this.leaf_closures(part)
         });
         self.set_closures(closed.into_iter().flatten());
         Ok(())
@@ -427,22 +410,9 @@ impl Store {
             let Some(record) = self.get_key(key) else {
                 continue;
             };
-            let closure = match by_parents.get(&record.parents) {
-                Some(c) => Arc::clone(c),
-                None => {
-                    let mut all: Vec<Key> = record.parents.to_vec();
-                    for p in record.parents.iter() {
-                        if let Some(r) = self.get_key(p) {
-                            all.extend(r.ancestors.iter().cloned());
-                        }
-                    }
-                    all.sort();
-                    all.dedup();
-                    let c: Arc<[Key]> = all.into();
-                    by_parents.insert(record.parents.clone(), Arc::clone(&c));
-                    c
-                }
-            };
+            let closure = union(&mut by_parents, &record.parents, |p| {
+                self.get_key(p).map(|r| &r.ancestors)
+            });
             closed.push((key.clone(), closure));
         }
         closed
@@ -485,27 +455,10 @@ impl Store {
                         continue;
                     }
                 }
-                let closure = match by_parents.get(&record.parents) {
-                    Some(c) => Arc::clone(c),
-                    None => {
-                        let mut all: Vec<Key> = record.parents.to_vec();
-                        for p in record.parents.iter() {
-                            match done.get(p) {
-                                Some(c) => all.extend(c.iter().cloned()),
-                                None => {
-                                    if let Some(r) = self.get_key(p) {
-                                        all.extend(r.ancestors.iter().cloned());
-                                    }
-                                }
-                            }
-                        }
-                        all.sort();
-                        all.dedup();
-                        let c: Arc<[Key]> = all.into();
-                        by_parents.insert(record.parents.clone(), Arc::clone(&c));
-                        c
-                    }
-                };
+                let closure = union(&mut by_parents, &record.parents, |p| {
+                    done.get(p)
+                        .or_else(|| self.get_key(p).map(|r| &r.ancestors))
+                });
                 // Checked on every record, shared closure or not: whoever
                 // is among its own ancestors closes a cycle.
                 if closure.binary_search(&top).is_ok() {
@@ -540,9 +493,6 @@ impl Store {
             count,
             || (),
             |shard, items, _| {
-                if items.is_empty() {
-                    return;
-                }
                 let shard = Arc::make_mut(shard);
                 for (key, closure) in items {
                     if let Some(slot) = shard.get_mut(&key)
@@ -580,9 +530,10 @@ fn workers_for(items: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `f` on each shard with the items bucketed for it, the shards split
-/// into one contiguous run per worker (so each worker owns its shards
-/// outright), and returns each worker's `R`.
+/// Runs `f` on each shard that has items bucketed for it (a shard with
+/// none is not touched, so it stays shared with older generations), the
+/// shards split into one contiguous run per worker (so each worker owns its
+/// shards outright), and returns each worker's `R`.
 fn each_run<T: Send, R: Send>(
     shards: &mut [Arc<Shard>],
     buckets: Vec<Vec<T>>,
@@ -590,38 +541,67 @@ fn each_run<T: Send, R: Send>(
     init: impl Fn() -> R + Sync,
     f: impl Fn(&mut Arc<Shard>, Vec<T>, &mut R) + Sync,
 ) -> Vec<R> {
-    let workers = workers_for(items);
-    let per = shards.len().div_ceil(workers).max(1);
+    let per = shards.len().div_ceil(workers_for(items)).max(1);
     let mut buckets = buckets.into_iter();
-    type Run<'s, T> = (&'s mut [Arc<Shard>], Vec<Vec<T>>);
-    let runs: Vec<Run<'_, T>> = shards
+    let runs: Vec<_> = shards
         .chunks_mut(per)
         .map(|run| {
-            let mine = buckets.by_ref().take(run.len()).collect();
+            let mine: Vec<Vec<T>> = buckets.by_ref().take(run.len()).collect();
             (run, mine)
         })
         .collect();
-    let (init, f) = (&init, &f);
-    let work = move |(run, mine): Run<'_, T>| {
+    on_cores(runs, |(run, mine)| {
         let mut out = init();
         for (shard, items) in run.iter_mut().zip(mine) {
-            f(shard, items, &mut out);
+            if !items.is_empty() {
+                f(shard, items, &mut out);
+            }
         }
         out
-    };
-    if workers == 1 {
-        return runs.into_iter().map(work).collect();
+    })
+}
+
+/// `f` on each part, on threads of their own when there is more than one
+/// (results in `parts` order; a panic in one is the caller's panic).
+fn on_cores<P: Send, R: Send>(parts: Vec<P>, f: impl Fn(P) -> R + Sync) -> Vec<R> {
+    if parts.len() <= 1 {
+        return parts.into_iter().map(f).collect();
     }
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
+        let handles: Vec<_> = parts
             .into_iter()
-            .map(|run| scope.spawn(move || work(run)))
+            .map(|part| scope.spawn(move || f(part)))
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
+}
+
+/// The closure of a record with `parents`: the parents and each one's
+/// closure (`closure_of`; a parent not stored has none), sorted and
+/// shared with every record with the same parents (`memo`).
+fn union<'c>(
+    memo: &mut Map<Box<[Key]>, Arc<[Key]>>,
+    parents: &[Key],
+    closure_of: impl Fn(&Key) -> Option<&'c Arc<[Key]>>,
+) -> Arc<[Key]> {
+    if let Some(c) = memo.get(parents) {
+        return Arc::clone(c);
+    }
+    let mut all: Vec<Key> = parents.to_vec();
+    for p in parents {
+        if let Some(c) = closure_of(p) {
+            all.extend(c.iter().cloned());
+        }
+    }
+    all.sort();
+    all.dedup();
+    let c: Arc<[Key]> = all.into();
+    memo.insert(parents.into(), Arc::clone(&c));
+    c
 }
 
 #[cfg(test)]
