@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::entities::{Overlay, OverlayError, context_uids};
+use crate::entity_json::Json;
 use crate::slice::{self, Scope};
 use crate::snapshot::{Snapshot, ValidationMode};
 use crate::view::View;
@@ -169,6 +170,13 @@ impl Snapshot {
     pub fn overlay(&self, json: Value) -> Result<Overlay, OverlayError> {
         let schema = self.schema.as_ref().zip(self.conformance.as_deref());
         Overlay::parse(json, schema)
+    }
+
+    /// [`Snapshot::overlay`] on entities already read into the entity
+    /// reader's tree.
+    pub(crate) fn overlay_read(&self, items: &[Json<'_>]) -> Result<Overlay, OverlayError> {
+        let schema = self.schema.as_ref().zip(self.conformance.as_deref());
+        Overlay::read(items, schema)
     }
 
     fn request(&self, query: &Query) -> Result<Request, QueryError> {

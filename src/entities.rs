@@ -12,7 +12,7 @@
 //! descriptions ([`Conformance`]); anything the reader is unsure of takes
 //! Cedar's own parser, which also words every refusal.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use cedar_policy::Schema;
 use cedar_policy_core::ast::{Entity, EntityUID};
@@ -25,7 +25,8 @@ use crate::store::{Key, Names, Record, Types};
 /// Entities sent with a request, parsed and checked against the schema.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    entities: HashMap<EntityUID, Given>,
+    // Looked up for every entity a request reaches: a fast hash, not SipHash.
+    entities: foldhash::HashMap<EntityUID, Given>,
 }
 
 /// One request entity with its parents (as the request gives them).
@@ -79,20 +80,30 @@ impl Overlay {
         json: Value,
         schema: Option<(&Schema, &Conformance)>,
     ) -> Result<Overlay, OverlayError> {
-        let items = match json {
-            Value::Array(items) => items,
-            Value::Null => Vec::new(),
-            _ => {
-                return Err(OverlayError {
-                    index: 0,
-                    message: "must be a list of entities".into(),
-                });
+        match &json {
+            Value::Array(items) => {
+                Overlay::read(&items.iter().map(Json::of).collect::<Vec<_>>(), schema)
             }
-        };
+            Value::Null => Ok(Overlay::default()),
+            _ => Err(OverlayError {
+                index: 0,
+                message: "must be a list of entities".into(),
+            }),
+        }
+    }
+
+    /// [`Overlay::parse`] on a list already read into the fast reader's
+    /// tree (the sidecar reads request bodies that way, strings borrowed
+    /// from the body).
+    pub(crate) fn read(
+        items: &[Json<'_>],
+        schema: Option<(&Schema, &Conformance)>,
+    ) -> Result<Overlay, OverlayError> {
         let mut reader = schema.map(|(s, _)| Reader::new(s, false));
         let (mut types, mut names) = (Types::default(), Names::default());
-        let mut entities = HashMap::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
+        let mut entities =
+            foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
+        for (index, item) in items.iter().enumerate() {
             let refuse = |message: String| OverlayError { index, message };
             // The fast reading stands only if the schema certainly accepts
             // it: a value it read otherwise than Cedar (a string the schema
@@ -101,7 +112,7 @@ impl Overlay {
             // decides, with Cedar's words.
             let fast = reader
                 .as_mut()
-                .and_then(|r| r.record(&Json::of(&item), &mut types, &mut names, 0))
+                .and_then(|r| r.record(item, &mut types, &mut names, 0))
                 .filter(|r| schema.is_some_and(|(_, c)| c.accepts(r)));
             let (uid, given) = match fast {
                 Some(record) => (
@@ -112,9 +123,11 @@ impl Overlay {
                     },
                 ),
                 None => {
-                    let entity =
-                        cedar_policy::Entity::from_json_value(item, schema.map(|(s, _)| s))
-                            .map_err(|e| refuse(crate::diag::error_chain(&e)))?;
+                    let entity = cedar_policy::Entity::from_json_value(
+                        item.to_value(),
+                        schema.map(|(s, _)| s),
+                    )
+                    .map_err(|e| refuse(crate::diag::error_chain(&e)))?;
                     let entity: Entity = AsRef::<Entity>::as_ref(&entity).clone();
                     if let Some((_, conformance)) = schema {
                         conformance.check(&entity).map_err(refuse)?;

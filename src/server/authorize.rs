@@ -17,11 +17,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use serde_json::Value;
 
 use super::body;
 use super::error::{ApiError, Code};
-use super::json::{self, BatchDecided, Body, Decided, Item, Outcome, ReadBatch};
+use super::json::{self, BatchDecided, Body, Brought, Decided, Item, Outcome, ReadBatch};
 use super::routes::not_ready;
 use super::state::State;
 use crate::decide::{Answer, QueryError};
@@ -95,7 +94,7 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
     let ReadBatch { requests, entities } = batch;
     // Shared entities are parsed once for the whole batch; each item's own
     // entities are layered over them.
-    let shared = match entities.map(|e| overlay(&snapshot, e)).transpose() {
+    let shared = match entities.as_ref().map(|e| overlay(&snapshot, e)).transpose() {
         Ok(o) => o,
         Err(e) => return json::refuse(&e),
     };
@@ -122,16 +121,24 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
 /// Answers one item. Errors name fields relative to the item; a batch
 /// places them with [`ApiError::within`] (only when there is an error, so
 /// an answered item costs no path string).
-fn decide(snapshot: &Snapshot, item: Item, shared: Option<&Overlay>) -> Result<Answer, ApiError> {
-    let own = item.entities.map(|e| overlay(snapshot, e)).transpose()?;
+fn decide(
+    snapshot: &Snapshot,
+    item: Item<'_>,
+    shared: Option<&Overlay>,
+) -> Result<Answer, ApiError> {
+    let own = item
+        .entities
+        .as_ref()
+        .map(|e| overlay(snapshot, e))
+        .transpose()?;
     let layers: Vec<&Overlay> = own.iter().chain(shared).collect();
     snapshot
         .decide_with(&item.query, &layers)
         .map_err(query_error)
 }
 
-fn overlay(snapshot: &Snapshot, entities: Value) -> Result<Overlay, ApiError> {
-    snapshot.overlay(entities).map_err(|e| {
+fn overlay(snapshot: &Snapshot, entities: &Brought<'_>) -> Result<Overlay, ApiError> {
+    snapshot.overlay_read(&entities.items()).map_err(|e| {
         ApiError::at(
             Code::InvalidEntities,
             format!("entities[{}]", e.index),

@@ -33,6 +33,7 @@ use super::error::{ApiError, Code};
 use crate::decide::{
     Answer, Decision, PolicyError, Query, parse_action, parse_uid, uid_from_parts,
 };
+use crate::entity_json::Json;
 use crate::snapshot::{PolicyInfo, Snapshot, ValidationMode};
 
 /// Every response body is one buffer: answers are small and built whole.
@@ -43,11 +44,39 @@ pub type Body = Full<Bytes>;
 /// One authorization question as sent: the whole body of
 /// `/v1/is_authorized`, or one item of a batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Item {
+pub struct Item<'a> {
     pub query: Query,
     /// Cedar entity JSON for this request only (not yet parsed: that needs
     /// the snapshot's schema).
-    pub entities: Option<Value>,
+    pub entities: Option<Brought<'a>>,
+}
+
+/// A body's list of request entities, read but not yet checked. Two are
+/// equal when they hold the same JSON, whichever reader read them.
+#[derive(Debug, Clone)]
+pub enum Brought<'a> {
+    /// Read by the typed reader into the entity reader's own tree, strings
+    /// borrowed from the body: building serde_json's `Value` (an `IndexMap`
+    /// hashing every key) cost more than checking the entities.
+    Read(Vec<Json<'a>>),
+    /// Read by the walk.
+    Walked(Vec<Value>),
+}
+
+impl PartialEq for Brought<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items() == other.items()
+    }
+}
+
+impl Brought<'_> {
+    /// The entities as the tree the entity reader takes.
+    pub fn items(&self) -> std::borrow::Cow<'_, [Json<'_>]> {
+        match self {
+            Brought::Read(items) => std::borrow::Cow::Borrowed(items),
+            Brought::Walked(values) => values.iter().map(Json::of).collect(),
+        }
+    }
 }
 
 /// The body of `/v1/batch_is_authorized`, items not yet parsed so that a bad
@@ -55,14 +84,14 @@ pub struct Item {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub requests: Vec<Value>,
-    pub entities: Option<Value>,
+    pub entities: Option<Brought<'static>>,
 }
 
 const ITEM_FIELDS: &[&str] = &["principal", "action", "resource", "context", "entities"];
 const BATCH_FIELDS: &[&str] = &["requests", "entities"];
 
 /// Reads the body of `/v1/is_authorized`.
-pub fn parse_single(body: &[u8]) -> Result<Item, ApiError> {
+pub fn parse_single(body: &[u8]) -> Result<Item<'_>, ApiError> {
     if let Some(item) = fast::item(body) {
         return Ok(item);
     }
@@ -72,7 +101,7 @@ pub fn parse_single(body: &[u8]) -> Result<Item, ApiError> {
 /// Reads the body of `/v1/batch_is_authorized`: the items, each read or
 /// refused on its own (errors name `requests[i]`), and the shared entities.
 /// Refused whole when it is not a batch or has more than `max_batch` items.
-pub fn parse_batch_body(body: &[u8], max_batch: usize) -> Result<ReadBatch, ApiError> {
+pub fn parse_batch_body(body: &[u8], max_batch: usize) -> Result<ReadBatch<'_>, ApiError> {
     if let Some(batch) = fast::batch(body, max_batch) {
         return Ok(batch);
     }
@@ -87,9 +116,9 @@ pub fn parse_batch_body(body: &[u8], max_batch: usize) -> Result<ReadBatch, ApiE
 
 /// A batch body as read: every item parsed or refused.
 #[derive(Debug)]
-pub struct ReadBatch {
-    pub requests: Vec<Result<Item, ApiError>>,
-    pub entities: Option<Value>,
+pub struct ReadBatch<'a> {
+    pub requests: Vec<Result<Item<'a>, ApiError>>,
+    pub entities: Option<Brought<'a>>,
 }
 
 /// Parses a request body as JSON.
@@ -100,7 +129,7 @@ pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Reads one question. `path` is where `value` sits in the body: empty for
 /// the body itself, `requests[3]` for a batch item.
-pub fn parse_item(value: Value, path: &str) -> Result<Item, ApiError> {
+pub fn parse_item(value: Value, path: &str) -> Result<Item<'static>, ApiError> {
     let mut map = object(value, path, ITEM_FIELDS)?;
     let principal = entity_ref(map.remove("principal"), &join(path, "principal"), false)?;
     let action = entity_ref(map.remove("action"), &join(path, "action"), true)?;
@@ -260,10 +289,10 @@ fn string_field(value: Option<Value>, field: &str) -> Result<String, ApiError> {
     }
 }
 
-fn entity_list(value: Option<Value>, field: &str) -> Result<Option<Value>, ApiError> {
+fn entity_list(value: Option<Value>, field: &str) -> Result<Option<Brought<'static>>, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Array(_)) => Ok(Some(v)),
+        Some(Value::Array(items)) => Ok(Some(Brought::Walked(items))),
         Some(other) => Err(ApiError::at(
             Code::InvalidField,
             field,
@@ -307,8 +336,9 @@ mod fast {
     use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde_json::Value;
 
-    use super::{Item, ReadBatch};
+    use super::{Brought, Item, ReadBatch};
     use crate::decide::{Query, parse_action, parse_uid, uid_from_parts};
+    use crate::entity_json::Json;
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -322,8 +352,8 @@ mod fast {
         // `null` and absent both read as `None`, as in the walk.
         #[serde(default)]
         context: Option<Value>,
-        #[serde(default)]
-        entities: Option<Value>,
+        #[serde(default, borrow)]
+        entities: Option<Json<'a>>,
     }
 
     #[derive(Deserialize)]
@@ -331,8 +361,8 @@ mod fast {
     struct WireBatch<'a> {
         #[serde(borrow)]
         requests: Vec<Object<WireItem<'a>>>,
-        #[serde(default)]
-        entities: Option<Value>,
+        #[serde(default, borrow)]
+        entities: Option<Json<'a>>,
     }
 
     /// `T` read from a JSON object only. A derived struct also reads a JSON
@@ -430,15 +460,23 @@ mod fast {
         }
     }
 
-    fn convert(w: WireItem<'_>) -> Option<Item> {
+    /// A list of entities, or `None` for `null` or absent; anything else is
+    /// the walk's to refuse.
+    fn entity_list(list: Option<Json<'_>>) -> Result<Option<Brought<'_>>, ()> {
+        match list {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Arr(items)) => Ok(Some(Brought::Read(items))),
+            Some(_) => Err(()),
+        }
+    }
+
+    fn convert(w: WireItem<'_>) -> Option<Item<'_>> {
         let context = match w.context {
             None => Value::Object(serde_json::Map::new()),
             Some(v @ Value::Object(_)) => v,
             Some(_) => return None,
         };
-        if w.entities.as_ref().is_some_and(|e| !e.is_array()) {
-            return None;
-        }
+        let entities = entity_list(w.entities).ok()?;
         Some(Item {
             query: Query {
                 principal: uid(&w.principal, false)?,
@@ -446,29 +484,26 @@ mod fast {
                 resource: uid(&w.resource, false)?,
                 context,
             },
-            entities: w.entities,
+            entities,
         })
     }
 
-    pub(super) fn item(body: &[u8]) -> Option<Item> {
+    pub(super) fn item(body: &[u8]) -> Option<Item<'_>> {
         convert(serde_json::from_slice::<Object<WireItem<'_>>>(body).ok()?.0)
     }
 
-    pub(super) fn batch(body: &[u8], max_batch: usize) -> Option<ReadBatch> {
+    pub(super) fn batch(body: &[u8], max_batch: usize) -> Option<ReadBatch<'_>> {
         let Object(wire) = serde_json::from_slice::<Object<WireBatch<'_>>>(body).ok()?;
-        if wire.requests.len() > max_batch || wire.entities.as_ref().is_some_and(|e| !e.is_array())
-        {
+        if wire.requests.len() > max_batch {
             return None;
         }
+        let entities = entity_list(wire.entities).ok()?;
         let requests = wire
             .requests
             .into_iter()
             .map(|Object(w)| convert(w).map(Ok))
             .collect::<Option<Vec<_>>>()?;
-        Some(ReadBatch {
-            requests,
-            entities: wire.entities,
-        })
+        Some(ReadBatch { requests, entities })
     }
 }
 
@@ -833,6 +868,7 @@ mod tests {
             r#"{"principal": {"type": "Member", "id": "a\"n\u00e9"}, "action": "Action::\"ViewInbox\"", "resource": "Inbox::\"b\"", "context": {"role": "admin", "n": [1, {"x": true}]}}"#,
             r#"{"principal": "Member::\"a\"", "action": "V", "resource": "Inbox::\"b\"", "entities": [{"uid": {"type": "Inbox", "id": "b"}, "attrs": {}, "parents": []}]}"#,
             r#"{"principal": "Member::\"a\"", "action": "V", "resource": "Inbox::\"b\"", "entities": null}"#,
+            r#"{"principal": "Member::\"a\"", "action": "V", "resource": "Inbox::\"b\"", "entities": [{"uid": {"type": "Member", "id": "a\"\u00e9"}, "attrs": {"n": -5, "big": 18446744073709551615, "f": 1.5, "s": [null, true, {"k": "v"}]}, "parents": []}]}"#,
         ];
         for body in taken {
             let fast = fast::item(body.as_bytes()).unwrap_or_else(|| panic!("not taken: {body}"));
@@ -883,7 +919,7 @@ mod tests {
         let fast = fast::batch(body.as_bytes(), 5).expect("taken");
         assert_eq!(fast.requests.len(), 2);
         assert_eq!(fast.requests[0], parse_single(good.as_bytes()));
-        assert_eq!(fast.entities, Some(json!([])));
+        assert_eq!(fast.entities, Some(Brought::Walked(vec![])));
         // Over the limit, or one bad item: handed to the walk, which refuses
         // the batch whole or only that item.
         assert!(fast::batch(body.as_bytes(), 1).is_none());
