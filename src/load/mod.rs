@@ -652,9 +652,16 @@ pub(crate) fn list_files(
                 continue;
             }
             let p = entry.path();
-            // Follow symlinks: Kubernetes mounts config maps through them.
-            let meta = match std::fs::metadata(&p) {
-                Ok(meta) => meta,
+            // The directory listing says what most entries are without a
+            // `stat` each (a tenant-per-file layout has tens of thousands);
+            // symlinks are followed (Kubernetes mounts config maps through
+            // them), and an entry of unknown kind is looked at.
+            let kind = match entry.file_type() {
+                Ok(t) if !t.is_symlink() => Ok(t),
+                _ => std::fs::metadata(&p).map(|m| m.file_type()),
+            };
+            let kind = match kind {
+                Ok(kind) => kind,
                 // A wanted file that cannot be read (a dangling link to a
                 // policy file that failed to mount) must not vanish quietly.
                 Err(e) if want(&name) => {
@@ -662,15 +669,38 @@ pub(crate) fn list_files(
                 }
                 Err(_) => continue,
             };
-            if meta.is_dir() {
+            if kind.is_dir() {
                 stack.push(p);
             } else if want(&name) {
                 out.push(p);
             }
         }
     }
-    out.sort();
+    sort_paths(&mut out);
     Ok(out)
+}
+
+/// Sorts paths in `Path`'s own order (component by component), which fixes
+/// load order and the revision. Comparing `Path`s parses both at every
+/// comparison (a fifth of a one-file reload over 10,000 files); on Unix the
+/// same order is the byte order of the path with each separator as a NUL,
+/// which no name holds, so a name sorts before its longer siblings.
+fn sort_paths(paths: &mut [PathBuf]) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        // Paths from `read_dir` under one root: no `.` parts, no doubled
+        // separators, so components and separators map one to one.
+        paths.sort_by_cached_key(|p| {
+            p.as_os_str()
+                .as_bytes()
+                .iter()
+                .map(|&b| if b == b'/' { 0 } else { b })
+                .collect::<Vec<u8>>()
+        });
+    }
+    #[cfg(not(unix))]
+    paths.sort();
 }
 
 fn read(path: &Path, hasher: &mut Sha256, kind: &str) -> Result<String, Diagnostic> {
@@ -722,5 +752,29 @@ mod tests {
             Some((3, 7))
         );
         assert_eq!(parse_serde_location("no location"), None);
+    }
+
+    #[test]
+    fn paths_sort_in_paths_own_order() {
+        let names = [
+            "/e/a",
+            "/e/a-b",
+            "/e/a/b",
+            "/e/a/b-c",
+            "/e/a.json",
+            "/e/ab",
+            "/e/a b",
+            "/e/tenants/c10.json",
+            "/e/tenants/c9.json",
+            "/e/tenants-old/x",
+            "/e/Z",
+            "/e/é",
+        ];
+        let mut ours: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        ours.reverse();
+        let mut theirs = ours.clone();
+        sort_paths(&mut ours);
+        theirs.sort();
+        assert_eq!(ours, theirs);
     }
 }

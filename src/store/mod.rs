@@ -11,9 +11,10 @@
 //!   shared by every entity with the same names, values compact
 //!   ([`value::Val`]), its parents, and its *closed* ancestor set, itself
 //!   shared by every entity with the same parents;
-//! - records live in [`SHARDS`] hash maps behind `Arc`s. A new generation
-//!   ([`Store::apply`]) copies the shards it changes and shares the rest,
-//!   so a change costs what it touches, not what the store holds;
+//! - records live in hash maps ("shards", [`SHARDS`] or more, sized by the
+//!   first load) behind `Arc`s. A new generation ([`Store::apply`]) copies
+//!   the shards it changes and shares the rest, so a change costs what it
+//!   touches, not what the store holds;
 //! - closures are computed for the changed entities, and for entities below
 //!   a changed one only when a changed entity has children (the store counts
 //!   children per parent, so it knows without looking);
@@ -37,10 +38,17 @@ use smol_str::SmolStr;
 
 pub(crate) use value::{Key, KeyRef, Types, Val};
 
-/// How many maps the records are spread over. A generation copies the maps
-/// a change touches: a tenant's hundred-odd entities touch about as many
-/// maps, each 1/1024 of the store.
+/// How many maps the records are spread over, at least. A generation
+/// copies the maps a change touches: a tenant's hundred-odd entities touch
+/// about as many maps, so what a change costs is the size of a map, which
+/// the first load bounds by choosing more maps for a larger store
+/// ([`SHARD_SIZE`]).
 pub(crate) const SHARDS: usize = 1024;
+
+/// About how many records a shard holds after the first load (at most
+/// 65,536 shards): a one-tenant change in a 1M-member store then copies
+/// about as much as in a 100k one.
+const SHARD_SIZE: usize = 128;
 
 type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 type Shard = Map<Key, Arc<Record>>;
@@ -189,11 +197,15 @@ pub struct Store {
 
 impl Store {
     pub(crate) fn new(actions: foldhash::HashMap<EntityUID, Arc<Entity>>) -> Store {
+        Store::with_shards(SHARDS, Arc::new(actions))
+    }
+
+    fn with_shards(n: usize, actions: Arc<foldhash::HashMap<EntityUID, Arc<Entity>>>) -> Store {
         Store {
-            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
+            shards: (0..n).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
-            children: (0..SHARDS).map(|_| Arc::default()).collect(),
-            actions: Arc::new(actions),
+            children: (0..n).map(|_| Arc::default()).collect(),
+            actions,
         }
     }
 
@@ -206,9 +218,8 @@ impl Store {
         self.len == 0
     }
 
-    fn shard_of(key: KeyRef<'_>) -> usize {
-        // A fixed hasher: the shard must not depend on the process.
-        (foldhash::fast::FixedState::default().hash_one(key) as usize) % SHARDS
+    fn shard_of(&self, key: KeyRef<'_>) -> usize {
+        shard_of(key, self.shards.len())
     }
 
     pub(crate) fn get(&self, uid: &EntityUID) -> Option<&Arc<Record>> {
@@ -217,7 +228,7 @@ impl Store {
 
     /// Whether some stored record names `key` as a parent.
     fn has_children(&self, key: &Key) -> bool {
-        self.children[Self::shard_of(key.as_ref())].contains_key(key)
+        self.children[self.shard_of(key.as_ref())].contains_key(key)
     }
 
     pub(crate) fn get_key(&self, key: &Key) -> Option<&Arc<Record>> {
@@ -225,7 +236,7 @@ impl Store {
     }
 
     fn get_ref(&self, key: KeyRef<'_>) -> Option<&Arc<Record>> {
-        self.shards[Self::shard_of(key)].get(&key)
+        self.shards[self.shard_of(key)].get(&key)
     }
 
     /// A schema action entity.
@@ -272,7 +283,15 @@ impl Store {
     /// A new generation: `removed` taken out, then `added` put in, closures
     /// recomputed where they can have changed. `self` is untouched.
     pub(crate) fn apply(&self, removed: &[Key], added: Vec<Record>) -> Result<Store, StoreError> {
-        let mut next = self.clone();
+        // The first load of a large world sizes the shards; later
+        // generations keep them (a change is small next to the store).
+        let mut next = if self.is_empty() && added.len() > SHARDS * SHARD_SIZE {
+            let n = (added.len() / SHARD_SIZE).next_power_of_two().min(1 << 16);
+            Store::with_shards(n, Arc::clone(&self.actions))
+        } else {
+            self.clone()
+        };
+        let n = next.shards.len();
         // Keys whose place in the hierarchy may have changed: removed, new,
         // or back with other parents. An entity rewritten with the same
         // parents (a tenant's company when one of its seats changes) moves
@@ -280,11 +299,11 @@ impl Store {
         let mut changed: Vec<Key> = Vec::with_capacity(removed.len() + added.len());
         let mut old_parents: Map<Key, Box<[Key]>> = Map::default();
         for key in removed {
-            let shard = Arc::make_mut(&mut next.shards[Self::shard_of(key.as_ref())]);
+            let shard = Arc::make_mut(&mut next.shards[shard_of(key.as_ref(), n)]);
             if let Some(old) = shard.remove(key) {
                 next.len -= 1;
                 for p in old.parents.iter() {
-                    let counts = Arc::make_mut(&mut next.children[Self::shard_of(p.as_ref())]);
+                    let counts = Arc::make_mut(&mut next.children[shard_of(p.as_ref(), n)]);
                     if let Some(n) = counts.get_mut(p) {
                         *n -= 1;
                         if *n == 0 {
@@ -296,10 +315,10 @@ impl Store {
             }
         }
         // Put in shard by shard, on every core when there is much to put.
-        let mut buckets: Vec<Vec<(usize, Record)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut buckets: Vec<Vec<(usize, Record)>> = (0..n).map(|_| Vec::new()).collect();
         let count = added.len();
         for (i, record) in added.into_iter().enumerate() {
-            buckets[Self::shard_of(record.key.as_ref())].push((i, record));
+            buckets[shard_of(record.key.as_ref(), n)].push((i, record));
         }
         let old = &old_parents;
         let runs = each_run(
@@ -349,9 +368,9 @@ impl Store {
         let mut dirty: Vec<Key> = Vec::with_capacity(count);
         for run in runs {
             next.len += run.len;
-            for (k, n) in run.children {
-                let counts = Arc::make_mut(&mut next.children[Self::shard_of(k.as_ref())]);
-                *counts.entry(k).or_insert(0) += n;
+            for (k, c) in run.children {
+                let counts = Arc::make_mut(&mut next.children[shard_of(k.as_ref(), n)]);
+                *counts.entry(k).or_insert(0) += c;
             }
             dirty.extend(run.dirty);
             changed.extend(run.changed);
@@ -481,10 +500,11 @@ impl Store {
     /// Stores each closure in its record (copying the record only if an
     /// older generation shares it).
     fn set_closures(&mut self, closures: impl IntoIterator<Item = (Key, Arc<[Key]>)>) {
-        let mut buckets: Vec<Vec<(Key, Arc<[Key]>)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let n = self.shards.len();
+        let mut buckets: Vec<Vec<(Key, Arc<[Key]>)>> = (0..n).map(|_| Vec::new()).collect();
         let mut count = 0;
         for (key, closure) in closures {
-            buckets[Self::shard_of(key.as_ref())].push((key, closure));
+            buckets[shard_of(key.as_ref(), n)].push((key, closure));
             count += 1;
         }
         each_run(
@@ -559,6 +579,12 @@ fn each_run<T: Send, R: Send>(
         }
         out
     })
+}
+
+/// Which of `n` shards holds `key`. A fixed hasher: the shard must not
+/// depend on the process.
+fn shard_of(key: KeyRef<'_>, n: usize) -> usize {
+    (foldhash::fast::FixedState::default().hash_one(key) as usize) % n
 }
 
 /// `f` on each part, on threads of their own when there is more than one
@@ -660,5 +686,35 @@ mod tests {
             .filter(|&i| !Arc::ptr_eq(&store.children[i], &next.children[i]))
             .count();
         assert!((1..=2).contains(&counts), "{counts} count shards copied");
+    }
+
+    /// A large first load spreads the records over more shards, so that a
+    /// later change copies a shard of about [`SHARD_SIZE`] records however
+    /// large the store.
+    #[test]
+    fn a_large_store_gets_more_shards() {
+        let (mut types, mut names) = (Types::default(), Names::default());
+        let count = 2 * SHARDS * SHARD_SIZE;
+        let mut added = vec![record(&mut types, &mut names, "org", &[])];
+        for i in 0..count {
+            added.push(record(&mut types, &mut names, &format!("s{i}"), &["org"]));
+        }
+        let store = Store::new(Default::default())
+            .apply(&[], added)
+            .expect("applies");
+        assert_eq!(store.shards.len(), 2 * SHARDS);
+        assert_eq!(store.len(), count + 1);
+        let moved = record(&mut types, &mut names, "s7", &[]);
+        let removed = [moved.key.clone()];
+        let next = store.apply(&removed, vec![moved]).expect("applies");
+        assert_eq!(next.shards.len(), 2 * SHARDS, "later generations keep them");
+        let copied = (0..next.shards.len())
+            .filter(|&i| !Arc::ptr_eq(&store.shards[i], &next.shards[i]))
+            .count();
+        assert_eq!(copied, 1);
+        let key = Types::default().written("T", "s7").unwrap();
+        assert!(next.get_key(&key).expect("stored").ancestors.is_empty());
+        let key = Types::default().written("T", "s8").unwrap();
+        assert_eq!(next.get_key(&key).expect("stored").ancestors.len(), 1);
     }
 }
