@@ -304,9 +304,9 @@ impl Store {
                 next.len -= 1;
                 for p in old.parents.iter() {
                     let counts = Arc::make_mut(&mut next.children[shard_of(p.as_ref(), n)]);
-                    if let Some(n) = counts.get_mut(p) {
-                        *n -= 1;
-                        if *n == 0 {
+                    if let Some(c) = counts.get_mut(p) {
+                        *c -= 1;
+                        if *c == 0 {
                             counts.remove(p);
                         }
                     }
