@@ -8,13 +8,15 @@
 //! `off`. An invalid request is an error, never a deny: a gateway that sends
 //! nonsense must find out.
 
+use std::borrow::Cow;
+
 use cedar_policy::{Context, Decision as CedarDecision, EntityUid, Request, RestrictedExpression};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::entities::{Overlay, OverlayError, context_uids};
 use crate::entity_json::Json;
-use crate::slice::{self, Scope};
+use crate::slice::{self, Reads, Scope};
 use crate::snapshot::{Snapshot, ValidationMode};
 use crate::view::View;
 
@@ -159,8 +161,16 @@ impl Snapshot {
         // Entities that attributes name are only looked up by policies
         // that reach past the request's own entities and their literals.
         let follow = buckets.iter().any(|b| b.deep());
+        // What the policies may read: usually one bucket's, borrowed.
+        let reads = match buckets.as_slice() {
+            [one] => Cow::Borrowed(one.reads()),
+            many => Cow::Owned(many.iter().fold(Reads::default(), |mut r, b| {
+                r.add(b.reads());
+                r
+            })),
+        };
         let entities = view
-            .entities(roots.iter().chain(literals), follow)
+            .entities(roots.iter().chain(literals), follow, &reads)
             .map_err(refused)?;
         Ok(self.answer(&slice::authorize(&request, &buckets, &entities)))
     }

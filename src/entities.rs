@@ -46,18 +46,25 @@ enum Form {
 }
 
 impl Given {
-    /// Cedar's entity, with `ancestors` as its ancestor set.
-    pub(crate) fn to_cedar(&self, ancestors: impl Iterator<Item = EntityUID>) -> Entity {
+    /// Cedar's entity, with `ancestors` as its ancestor set, the
+    /// attributes `attr` keeps, and its tags when `tags` (see
+    /// [`Record::to_cedar_with`]).
+    pub(crate) fn to_cedar_with(
+        &self,
+        ancestors: impl Iterator<Item = EntityUID>,
+        attr: impl Fn(&str) -> bool,
+        tags: bool,
+    ) -> Entity {
         match &self.form {
-            Form::Record(record) => record.to_cedar(ancestors),
+            Form::Record(record) => record.to_cedar_with(ancestors, attr, tags),
             Form::Cedar(entity) => {
-                let (id, attrs, _, _, tags) = entity.clone().into_inner();
+                let (id, attrs, _, _, all_tags) = entity.clone().into_inner();
                 Entity::new_with_attr_partial_value(
                     id,
-                    attrs,
+                    attrs.into_iter().filter(|(k, _)| attr(k)),
                     HashSet::new(),
                     ancestors.collect(),
-                    tags,
+                    all_tags.into_iter().filter(|_| tags),
                 )
             }
         }
@@ -219,7 +226,7 @@ mod tests {
                 "{}",
                 cedar.uid()
             );
-            let entity = given.to_cedar(given.parents.iter().cloned());
+            let entity = given.to_cedar_with(given.parents.iter().cloned(), |_| true, true);
             // Cedar's parser keeps parents apart from other ancestors; the
             // view gives every entity its closed set as its parents.
             assert_eq!(entity.uid(), cedar.uid());

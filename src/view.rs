@@ -13,6 +13,10 @@
 //! computation skipped: the answers are those of Cedar on the whole store
 //! (`tests/store.rs` checks it on generated requests).
 //!
+//! Each entity carries only the attributes (and tags) the request's
+//! policies may read ([`Reads`]): Cedar cannot tell it from the whole
+//! entity, and it is much cheaper to build.
+//!
 //! Request-scoped entities ([`Overlay`]s, earlier ones winning) replace
 //! stored entities with the same UID and may add new ones. Their ancestors
 //! are walked through the merged hierarchy: an overlay entity's parents as
@@ -27,6 +31,7 @@ use std::sync::Arc;
 use cedar_policy_core::ast::{Entity, EntityUID, Literal, PartialValue, Value, ValueKind};
 
 use crate::entities::{Given, Overlay};
+use crate::slice::Reads;
 use crate::store::{Key, Store};
 
 /// The store seen through a request's entities.
@@ -119,12 +124,16 @@ impl<'a> View<'a> {
 
     /// Every entity the request can reach from `roots` (through their
     /// attributes and tags when `follow`; else `roots` alone), as Cedar's
-    /// `Entities` with closed ancestor sets.
+    /// `Entities` with closed ancestor sets, each entity holding only what
+    /// the request's policies may read of it (`reads`).
     pub(crate) fn entities<'r>(
         &self,
         roots: impl IntoIterator<Item = &'r EntityUID>,
         follow: bool,
+        reads: &Reads,
     ) -> Result<cedar_policy::Entities, String> {
+        let attr = |name: &str| reads.keeps(name);
+        let tags = reads.tags();
         let mut queue: Vec<EntityUID> = roots.into_iter().cloned().collect();
         let mut seen: foldhash::HashSet<EntityUID> = foldhash::HashSet::default();
         let mut out: Vec<Arc<Entity>> = Vec::with_capacity(queue.len() + 4);
@@ -133,12 +142,12 @@ impl<'a> View<'a> {
                 continue;
             }
             let entity = if let Some(given) = self.layered(&uid) {
-                given.to_cedar(self.ancestors(&uid)?.into_iter())
+                given.to_cedar_with(self.ancestors(&uid)?.into_iter(), attr, tags)
             } else if let Some(record) = self.store.get(&uid) {
                 if record.ancestors.iter().any(|a| self.replaced(a)) {
-                    record.to_cedar(self.ancestors(&uid)?.into_iter())
+                    record.to_cedar_with(self.ancestors(&uid)?.into_iter(), attr, tags)
                 } else {
-                    record.to_cedar(record.ancestors.iter().map(Key::uid))
+                    record.to_cedar_with(record.ancestors.iter().map(Key::uid), attr, tags)
                 }
             } else {
                 if let Some(action) = self.store.action(&uid) {

@@ -44,6 +44,9 @@
 //! satisfied permit allows, else deny; errors from all).
 
 mod literals;
+mod reads;
+
+pub(crate) use reads::Reads;
 
 use std::collections::HashSet;
 
@@ -65,6 +68,9 @@ pub(crate) struct Bucket {
     /// an attribute (see [`literals::reaches_beyond_roots`]): then a view
     /// must also hold what its entities' attributes name.
     deep: bool,
+    /// The attributes (and whether tags) these policies may read: a view
+    /// builds only those.
+    reads: Reads,
 }
 
 impl Bucket {
@@ -74,6 +80,10 @@ impl Bucket {
 
     pub(crate) fn deep(&self) -> bool {
         self.deep
+    }
+
+    pub(crate) fn reads(&self) -> &Reads {
+        &self.reads
     }
 }
 
@@ -204,6 +214,10 @@ impl Slices {
                     set: set.clone(),
                     literals,
                     deep: set.policies().any(literals::reaches_beyond_roots),
+                    reads: set.policies().fold(Reads::default(), |mut r, p| {
+                        r.add(&Reads::of(p));
+                        r
+                    }),
                 }),
                 ..Slice::default()
             },
@@ -395,9 +409,11 @@ fn bucket(set: &PolicySet, policies: &[&Policy]) -> Result<Bucket, String> {
     let mut out = PolicySet::new();
     let mut literals = Vec::new();
     let mut deep = false;
+    let mut reads = Reads::default();
     for p in policies {
         literals.extend(literals::looked_up(p));
         deep |= literals::reaches_beyond_roots(p);
+        reads.add(&Reads::of(p));
         match (p.template_id(), p.template_links()) {
             (Some(template), Some(values)) => {
                 if out.template(template).is_none() {
@@ -418,6 +434,7 @@ fn bucket(set: &PolicySet, policies: &[&Policy]) -> Result<Bucket, String> {
         set: out,
         literals,
         deep,
+        reads,
     })
 }
 

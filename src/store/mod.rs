@@ -147,14 +147,28 @@ impl Record {
     /// Cedar's entity, with `ancestors` as its ancestor set (the record's
     /// own closure, or the one a request's entities give it).
     pub(crate) fn to_cedar(&self, ancestors: impl Iterator<Item = EntityUID>) -> Entity {
+        self.to_cedar_with(ancestors, |_| true, true)
+    }
+
+    /// [`Record::to_cedar`] with only the attributes `attr` keeps, and the
+    /// tags only when `tags`: what a view builds of the entity when its
+    /// policies can read no more (see [`crate::slice::Reads`]).
+    pub(crate) fn to_cedar_with(
+        &self,
+        ancestors: impl Iterator<Item = EntityUID>,
+        attr: impl Fn(&str) -> bool,
+        tags: bool,
+    ) -> Entity {
         let attrs = self
             .names
             .iter()
             .zip(self.values.iter())
+            .filter(|(k, _)| attr(k))
             .map(|(k, v)| (k.clone(), PartialValue::Value(v.to_cedar())));
         let tags = self
             .tags
             .iter()
+            .filter(|_| tags)
             .map(|(k, v)| (k.clone(), PartialValue::Value(v.to_cedar())));
         Entity::new_with_attr_partial_value(
             self.key.uid(),
