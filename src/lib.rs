@@ -15,10 +15,13 @@
 //! - [`load`]: files on disk (policies, schema, entities) → a [`Snapshot`],
 //!   or every diagnostic explaining why not, each pointing at file:line; a
 //!   reload re-reads only the entity files that changed.
+//! - [`postgres`]: entity rows and their changes read from the
+//!   application's PostgreSQL (the load side of them is [`load`]'s).
 //! - [`entities`]: request-scoped entities, parsed and checked.
 //! - [`view`]: what one request can reach, as a small Cedar `Entities`.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
-//! - [`reload`]: file watching that triggers a reload.
+//! - [`reload`]: keeping the serving snapshot current: file watching and
+//!   reloads, and following database sources' changes.
 //! - [`server`], [`testing`], [`cli`]: the sidecar, `doorman test`, the CLI.
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and
@@ -30,6 +33,7 @@ pub mod diag;
 pub mod entities;
 pub mod entity_json;
 pub mod load;
+pub mod postgres;
 pub mod reload;
 pub mod server;
 pub mod shapes;

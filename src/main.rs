@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use doorman::cli::{Format, LoadArgs};
-use doorman::{LoadError, Query, Snapshot, load};
+use doorman::{LoadError, Query, Snapshot};
 
 // See Cargo.toml: the benches in `benches/` use the same allocator, so what
 // they measure is what this binary runs.
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 }
 
 fn check(args: &LoadArgs, format: Format) -> ExitCode {
-    let result = load(&args.sources());
+    let result = args.load();
     match format {
         Format::Json => {
             let report = match &result {
@@ -139,7 +139,7 @@ fn authorize(
     context: &str,
     format: Format,
 ) -> ExitCode {
-    let snapshot = match load(&args.sources()) {
+    let snapshot = match args.load() {
         Ok(s) => s,
         Err(e) => {
             match format {

@@ -98,6 +98,8 @@ pub struct Snapshot {
     /// What the entity files held when read, so that a reload re-reads only
     /// files that changed.
     pub(crate) entity_files: Arc<crate::load::EntityFiles>,
+    /// Each database source's standing; its entities are in `store`.
+    pub(crate) databases: Vec<crate::load::DatabaseState>,
     /// The policies indexed by scope, so a request evaluates only those that
     /// can apply to it. Shared by snapshots that differ only in entities.
     pub(crate) slices: Arc<Slices>,
@@ -107,6 +109,8 @@ pub struct Snapshot {
     pub(crate) info: Vec<PolicyInfo>,
     pub(crate) by_id: foldhash::HashMap<String, usize>,
     pub(crate) revision: String,
+    /// The revision of the files alone.
+    pub(crate) file_revision: String,
     pub(crate) loaded_at: SystemTime,
     pub(crate) validation: ValidationMode,
     pub(crate) schema_files: usize,
@@ -163,6 +167,11 @@ impl Snapshot {
 
     pub fn schema(&self) -> Option<&Schema> {
         self.schema.as_ref()
+    }
+
+    /// Identifies the schema entities were read against.
+    pub(crate) fn schema_key(&self) -> &str {
+        self.entity_files.schema_key()
     }
 
     /// The stored entities.

@@ -43,7 +43,6 @@ use regex::Regex;
 
 use crate::cli::LoadArgs;
 use crate::diag::Diagnostic;
-use crate::load::load;
 
 /// Flags of `doorman test`.
 #[derive(Debug, Clone, Args)]
@@ -85,18 +84,23 @@ pub fn run_cli(load_args: &LoadArgs, args: &TestArgs) -> ExitCode {
         Ok(s) => s,
         Err(diags) => return unreadable(args.format, "cannot read the test suites", &diags),
     };
-    let base = match load(&load_args.sources()) {
+    let base = match load_args.load() {
         Ok(s) => s,
         Err(e) => return unreadable(args.format, &e.to_string(), &e.diagnostics),
     };
     let filter = args.filter.as_ref();
-    let outcome = run::run(&base, &load_args.entities, &suites, |suite, case| {
-        filter.is_none_or(|re| {
-            re.is_match(&suite.name)
-                || re.is_match(&case.name)
-                || case.rule.as_deref().is_some_and(|r| re.is_match(r))
-        })
-    });
+    let outcome = run::run(
+        &base,
+        &load_args.sources().entities,
+        &suites,
+        |suite, case| {
+            filter.is_none_or(|re| {
+                re.is_match(&suite.name)
+                    || re.is_match(&case.name)
+                    || case.rule.as_deref().is_some_and(|r| re.is_match(r))
+            })
+        },
+    );
     let report = match outcome {
         Ok(r) => r,
         Err(diags) => {

@@ -508,6 +508,7 @@ fn sources(policies: &Path, validation: ValidationMode) -> Sources {
         policies: policies.to_path_buf(),
         schema: Some(root().join("schema")),
         entities: vec![root().join("fixtures/entities")],
+        databases: vec![],
         validation,
     }
 }

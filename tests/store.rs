@@ -302,6 +302,7 @@ impl Model {
             policies: self.dir.path().join("policies"),
             schema: Some(self.dir.path().join("s.cedarschema")),
             entities: vec![self.dir.path().join("entities")],
+            databases: vec![],
             validation: ValidationMode::Off,
         }
     }
@@ -609,6 +610,7 @@ fn the_bundled_world_materialises_as_cedar_reads_it() {
         policies: root.join("policies"),
         schema: Some(root.join("schema")),
         entities: vec![root.join("fixtures/entities")],
+        databases: vec![],
         validation: ValidationMode::Strict,
     })
     .expect("the bundled model loads");

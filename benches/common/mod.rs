@@ -34,6 +34,7 @@ pub fn sources(policies: PathBuf, entities: Vec<PathBuf>) -> Sources {
         policies,
         schema: Some(root().join("schema")),
         entities,
+        databases: vec![],
         validation: ValidationMode::Strict,
     }
 }

@@ -50,6 +50,14 @@ impl EntityFiles {
     pub(crate) fn schema_key(&self) -> &str {
         &self.schema
     }
+
+    /// The path of the file with id `id`.
+    pub(crate) fn path_of(&self, id: u32) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.path.as_path())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +120,7 @@ pub(crate) fn load(
     reading: &Reading<'_>,
     previous: Option<(&Store, &EntityFiles)>,
     hasher: &mut Sha256,
+    databases: &[String],
 ) -> Result<(Store, EntityFiles), Vec<Diagnostic>> {
     let mut files = Vec::new();
     for path in paths {
@@ -184,7 +193,7 @@ pub(crate) fn load(
     };
     let store = base
         .apply(&removed, added)
-        .map_err(|e| vec![store_error(e, &states)])?;
+        .map_err(|e| vec![store_error(e, &states, databases)])?;
     Ok((
         store,
         EntityFiles {
@@ -246,7 +255,7 @@ fn read_all(
 }
 
 /// One thread's reading state: the fast reader and what it shares.
-struct Parser<'s> {
+pub(super) struct Parser<'s> {
     reading: &'s Reading<'s>,
     reader: Option<Reader<'s>>,
     types: Types,
@@ -254,7 +263,7 @@ struct Parser<'s> {
 }
 
 impl<'s> Parser<'s> {
-    fn new(reading: &'s Reading<'s>) -> Self {
+    pub(super) fn new(reading: &'s Reading<'s>) -> Self {
         Parser {
             reading,
             reader: reading.schema.map(|s| Reader::new(s, true)),
@@ -389,7 +398,7 @@ impl<'s> Parser<'s> {
     /// is a schema: checked against it, and then the schema's stands, as in
     /// Cedar's own `Entities`.
     /// `value`: the item as serde_json reads it, for Cedar's parser.
-    fn record(
+    pub(super) fn record(
         &mut self,
         item: &Json<'_>,
         value: &dyn Fn() -> Value,
@@ -471,12 +480,14 @@ fn cycle(key: &Key, through: &Key) -> String {
 }
 
 /// A store refusal, placed at the file (and line) of the entity it names.
-fn store_error(e: StoreError, states: &[FileState]) -> Diagnostic {
+fn store_error(e: StoreError, states: &[FileState], databases: &[String]) -> Diagnostic {
     let path = |id: u32| {
         states
             .iter()
             .find(|s| s.id == id)
-            .map_or_else(|| PathBuf::from("<entities>"), |s| s.path.clone())
+            .map(|s| s.path.clone())
+            .or_else(|| super::database::source_path(id, databases))
+            .unwrap_or_else(|| PathBuf::from("<entities>"))
     };
     match e {
         StoreError::Duplicate { key, first, second } => {

@@ -15,6 +15,7 @@
 //! (sorted), so the same files always give the same revision and any
 //! changed byte gives another.
 
+mod database;
 mod entities;
 
 use std::collections::HashMap;
@@ -27,6 +28,9 @@ use cedar_policy::{Policy, PolicyId, PolicySet, Schema, SchemaFragment, Template
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use database::{
+    ApplyError, DatabaseSource, DatabaseState, MAX_DATABASES, Refusal, Row, RowBatch, Scope,
+};
 pub use entities::EntityFiles;
 use entities::Reading;
 
@@ -51,6 +55,10 @@ pub struct Sources {
     pub schema: Option<PathBuf>,
     /// Entity files (`*.json`, `*.yaml`, `*.yml`) or directories of them.
     pub entities: Vec<PathBuf>,
+    /// Databases to read entities from as well (see [`crate::postgres`]).
+    /// [`load`] reads files only: a snapshot with database sources is not
+    /// complete ([`Snapshot::is_complete`]) until their rows are applied.
+    pub databases: Vec<DatabaseSource>,
     pub validation: ValidationMode,
 }
 
@@ -129,7 +137,12 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
             key: &schema_key,
         };
         let previous = previous.map(|p| (&*p.store, &*p.entity_files));
-        match entities::load(&sources.entities, &reading, previous, &mut hasher) {
+        let labels: Vec<String> = sources
+            .databases
+            .iter()
+            .map(|d| d.label().to_owned())
+            .collect();
+        match entities::load(&sources.entities, &reading, previous, &mut hasher, &labels) {
             Ok(e) => Some(e),
             Err(mut d) => {
                 diags.append(&mut d);
@@ -143,6 +156,20 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
             p.info.iter().filter(|i| i.template == template).count()
         })
     };
+    // The database sources' entities stay in the store only while the
+    // store is built over the previous one: same sources, same schema.
+    let databases = match previous {
+        Some(p)
+            if p.entity_files.schema_key() == schema_key
+                && p.databases
+                    .iter()
+                    .map(|d| d.label.as_str())
+                    .eq(sources.databases.iter().map(|d| d.label())) =>
+        {
+            p.databases.clone()
+        }
+        _ => database::unread(&sources.databases),
+    };
     match (policies, entities) {
         (Some(policies), Some((store, files))) if diags.is_empty() => {
             let revision = hex::encode(&hasher.finalize()[..8]);
@@ -154,6 +181,7 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
                 store,
                 files,
                 revision,
+                databases,
                 sources.validation,
             ))
         }
@@ -182,7 +210,7 @@ impl Snapshot {
             key: &key,
         };
         let (store, files) =
-            entities::load(paths, &reading, None, &mut hasher).map_err(|diagnostics| {
+            entities::load(paths, &reading, None, &mut hasher, &[]).map_err(|diagnostics| {
                 LoadError {
                     diagnostics,
                     summary: self.summary(),
@@ -222,19 +250,53 @@ impl Snapshot {
         Ok(self.with_store(store, EntityFiles::default(), revision))
     }
 
+    /// The same policies and schema over other entities (files only).
     fn with_store(&self, store: Store, files: EntityFiles, revision: String) -> Snapshot {
+        Snapshot {
+            whole: whole(&store, &[]),
+            store: Arc::new(store),
+            entity_files: Arc::new(files),
+            databases: Vec::new(),
+            revision: revision.clone(),
+            file_revision: revision,
+            ..self.same_policies()
+        }
+    }
+
+    /// The same policies, schema and files over a store that database
+    /// rows changed.
+    pub(crate) fn with_database_store(
+        &self,
+        store: Store,
+        databases: Vec<DatabaseState>,
+    ) -> Snapshot {
+        Snapshot {
+            whole: whole(&store, &databases),
+            store: Arc::new(store),
+            entity_files: Arc::clone(&self.entity_files),
+            revision: database::revision(&self.file_revision, &databases),
+            databases,
+            file_revision: self.file_revision.clone(),
+            ..self.same_policies()
+        }
+    }
+
+    /// Everything but the entities, shared with `self`.
+    fn same_policies(&self) -> Snapshot {
         Snapshot {
             policies: self.policies.clone(),
             schema: self.schema.clone(),
-            whole: whole(&store),
-            store: Arc::new(store),
+            whole: None,
+            store: Arc::clone(&self.store),
             conformance: self.conformance.clone(),
-            entity_files: Arc::new(files),
+            entity_files: Arc::clone(&self.entity_files),
+            databases: self.databases.clone(),
             slices: Arc::clone(&self.slices),
             empty_context: Arc::clone(&self.empty_context),
             info: self.info.clone(),
             by_id: self.by_id.clone(),
-            revision,
+            revision: self.revision.clone(),
+            file_revision: self.file_revision.clone(),
             loaded_at: SystemTime::now(),
             validation: self.validation,
             schema_files: self.schema_files,
@@ -242,9 +304,12 @@ impl Snapshot {
     }
 }
 
-/// The whole store as Cedar's `Entities`, when it is small enough.
-fn whole(store: &Store) -> Option<Arc<cedar_policy::Entities>> {
-    (store.len() <= WHOLE_STORE_LIMIT).then(|| Arc::new(store.to_cedar()))
+/// The whole store as Cedar's `Entities`, when it is small enough and
+/// changes only with files: rebuilding it would cost every database change
+/// as much as a decision costs for thousands of requests, so a store fed by
+/// a database is always answered through per-request views.
+fn whole(store: &Store, databases: &[DatabaseState]) -> Option<Arc<cedar_policy::Entities>> {
+    (store.len() <= WHOLE_STORE_LIMIT && databases.is_empty()).then(|| Arc::new(store.to_cedar()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -255,7 +320,8 @@ fn assemble(
     conformance: Option<Arc<Conformance>>,
     store: Store,
     files: EntityFiles,
-    revision: String,
+    file_revision: String,
+    databases: Vec<DatabaseState>,
     validation: ValidationMode,
 ) -> Snapshot {
     let slices = Arc::new(Slices::build(&policies.set, schema.as_ref()));
@@ -269,15 +335,17 @@ fn assemble(
     Snapshot {
         policies: policies.set,
         schema,
-        whole: whole(&store),
+        whole: whole(&store, &databases),
         store: Arc::new(store),
         conformance,
         entity_files: Arc::new(files),
+        revision: database::revision(&file_revision, &databases),
+        databases,
+        file_revision,
         slices,
         empty_context,
         info: policies.info,
         by_id,
-        revision,
         loaded_at: SystemTime::now(),
         validation,
         schema_files,

@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// How long file events must settle before a reload starts.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub reload_debounce: Duration,
+    /// How often database sources are polled for changes besides their
+    /// notifications (a safety net for notifications lost in transit).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub database_poll: Duration,
     /// Threads answering requests (default: one per core). A sidecar given
     /// part of a machine should say how much; batches and large bodies
     /// run on a separate blocking pool.
@@ -129,7 +133,7 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     let (mode, mode_text) = args.watch.clone();
     let state = Arc::new(State::with_reloader(
         args.config(),
-        Reloader::new(sources.clone()),
+        Reloader::with_poll(sources.clone(), args.database_poll),
         mode_text,
     ));
     let for_watcher = state.clone();
@@ -192,8 +196,14 @@ async fn first_load(
                 "serving"
             );
             drop(failed);
-            // Only now: a reload must never race the first publish.
-            state.reload_requests().await;
+            // Only now: a reload or a database change must never race the
+            // first publish.
+            let following = async {
+                if let Some(reloader) = state.reloader() {
+                    reloader.follow(&*state).await;
+                }
+            };
+            tokio::join!(state.reload_requests(), following);
         }
         Err(e) => {
             for d in &e.diagnostics {

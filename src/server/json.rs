@@ -579,6 +579,38 @@ pub struct Status<'a> {
     pub limits: Limits,
     /// Null when the server was not started from files.
     pub reload: Option<ReloadView>,
+    /// Each database source `--entities` names (none: empty).
+    pub databases: Vec<DatabaseView>,
+}
+
+/// A database source in `/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct DatabaseView {
+    /// The URL without its password.
+    pub source: String,
+    /// `reading` (a full read, at start-up or after a gap in the change
+    /// log), `following` or `reconnecting`.
+    pub state: &'static str,
+    /// The transaction horizon before which every change is applied.
+    pub position: Option<String>,
+    /// How many stored entities came from this source.
+    pub entities: Option<usize>,
+    pub changes_applied: u64,
+    /// When the newest applied change was written to the change log, and
+    /// how long it then took to serve.
+    pub last_change_at: Option<String>,
+    pub lag_ms: Option<u64>,
+    pub full_reads: u64,
+    pub last_error: Option<DatabaseError>,
+    /// The most recent rows refused (at most twenty), and how many in all.
+    pub refused: Vec<crate::load::Refusal>,
+    pub refused_total: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseError {
+    pub at: String,
+    pub message: String,
 }
 
 /// The reload history in `/v1/status`.
@@ -683,6 +715,7 @@ impl<'a> Status<'a> {
             started_at: rfc3339(started_at),
             limits,
             reload: None,
+            databases: Vec::new(),
         }
     }
 
@@ -704,6 +737,31 @@ impl<'a> Status<'a> {
                 }),
             }
         });
+        let serving = state.snapshot();
+        let serving = serving.as_deref().map(Snapshot::databases).unwrap_or(&[]);
+        self.databases = state
+            .reloader()
+            .map(|r| r.databases())
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| DatabaseView {
+                entities: serving.get(i).map(|s| s.entities),
+                source: d.source,
+                state: d.state,
+                position: d.position.map(|p| p.to_string()),
+                changes_applied: d.changes_applied,
+                last_change_at: d.last_change.map(|(at, _)| rfc3339(at)),
+                lag_ms: d.last_change.map(|(_, lag)| lag.as_millis() as u64),
+                full_reads: d.full_reads,
+                last_error: d.last_error.map(|(at, message)| DatabaseError {
+                    at: rfc3339(at),
+                    message,
+                }),
+                refused: d.refused,
+                refused_total: d.refused_total,
+            })
+            .collect();
         self
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
-use crate::reload::{Outcome, Reloader};
+use crate::reload::{Outcome, Reloader, Target};
 use crate::snapshot::Snapshot;
 
 /// How the server treats requests and connections.
@@ -162,5 +162,16 @@ impl State {
 
     pub fn started_at(&self) -> SystemTime {
         self.started_at
+    }
+}
+
+/// Database followers publish into the state like reloads do.
+impl Target for State {
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot()
+    }
+
+    fn publish(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
+        State::publish(self, snapshot)
     }
 }

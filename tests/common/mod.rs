@@ -51,6 +51,7 @@ impl ModelCopy {
             policies: self.path("policies"),
             schema: Some(self.path("schema")),
             entities: vec![self.path("entities")],
+            databases: vec![],
             validation: doorman::ValidationMode::Strict,
         }
     }

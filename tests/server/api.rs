@@ -649,6 +649,7 @@ async fn a_request_entity_that_moves_a_stored_parent_moves_what_is_below_it() {
         policies: root.join("policies"),
         schema: Some(root.join("schema")),
         entities: vec![root.join("fixtures/entities")],
+        databases: vec![],
         validation: doorman::ValidationMode::Strict,
     };
     let server = Process::start_with(&load_flags(&bundled));

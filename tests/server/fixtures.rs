@@ -58,6 +58,7 @@ async fn the_server_answers_every_bundled_fixture_as_the_library_does() {
             policies: root.join("policies"),
             schema: Some(root.join("schema")),
             entities,
+            databases: vec![],
             validation: ValidationMode::Strict,
         };
         let snapshot = doorman::load(&sources).expect("the bundled model loads");

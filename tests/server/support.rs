@@ -31,6 +31,7 @@ pub fn model_sources() -> Sources {
         policies: root.join("policies"),
         schema: Some(root.join("schema")),
         entities: vec![root.join("entities")],
+        databases: vec![],
         validation: ValidationMode::Strict,
     }
 }

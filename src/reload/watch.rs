@@ -1,15 +1,7 @@
-//! Hot reload: notice that input files changed, build a new snapshot off the
-//! request path, and publish it only if it loaded cleanly.
+//! Noticing that input files changed: the file watcher.
 //!
-//! Two halves. The watcher only signals; it never loads. The [`Reloader`]
-//! does the loading, one attempt at a time, on a blocking thread (parsing
-//! and file I/O must not hold the async workers), and hands a snapshot to
-//! `publish` only when every file parsed and validated and the revision
-//! actually changed. A broken edit therefore never replaces anything: the
-//! last good snapshot keeps serving and the failure is recorded, with its
-//! diagnostics, for `/v1/status`.
-//!
-//! Shaped by how files really change in production:
+//! The watcher only signals; it never loads (that is the [`super::Reloader`]'s
+//! job). Shaped by how files really change in production:
 //! - editors save by writing a temp file and renaming it over the original,
 //!   and Kubernetes swaps a `..data` symlink to a new directory: a watch on
 //!   a single file (or on a directory resolved through a symlink) silently
@@ -23,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use notify_debouncer_full::notify::{
     self, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher,
@@ -34,9 +26,7 @@ use notify_debouncer_full::{
     new_debouncer_opt,
 };
 
-use crate::diag::Diagnostic;
-use crate::load::{LoadError, Sources, load_over};
-use crate::snapshot::Snapshot;
+use crate::load::Sources;
 
 /// How (and whether) to notice file changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,232 +266,6 @@ fn relevant(event: &DebouncedEvent, roots: &[Root]) -> bool {
 /// Events for a directory reached through a symlink carry the resolved path.
 fn under_resolved(event_path: &Path, root: &Path) -> bool {
     std::fs::canonicalize(root).is_ok_and(|real| event_path.starts_with(real))
-}
-
-/// Loads, but only trusts a load during which no input file changed: a
-/// file written in place (truncate, then write) can be read half-written,
-/// and half a policy file is often still valid Cedar. A load that raced a
-/// write is done again once the files hold still.
-fn load_settled(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snapshot, LoadError> {
-    const ATTEMPTS: usize = 5;
-    let mut before = signature(sources);
-    for _ in 1..ATTEMPTS {
-        let result = load_over(sources, previous);
-        let after = signature(sources);
-        if after == before {
-            return result;
-        }
-        tracing::debug!("input files changed while loading; loading again");
-        std::thread::sleep(Duration::from_millis(50));
-        before = signature(sources);
-    }
-    load_over(sources, previous)
-}
-
-/// Path, length and modification time of every input file.
-fn signature(sources: &Sources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    std::iter::once(&sources.policies)
-        .chain(sources.schema.iter())
-        .chain(sources.entities.iter())
-        .flat_map(|root| crate::load::list_files(root, |_| true).unwrap_or_default())
-        .map(|path| {
-            let meta = std::fs::metadata(&path).ok();
-            let len = meta.as_ref().map_or(0, |m| m.len());
-            let modified = meta.and_then(|m| m.modified().ok());
-            (path, len, modified)
-        })
-        .collect()
-}
-
-/// What one reload attempt did.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// A new snapshot is active.
-    Reloaded {
-        previous: Option<String>,
-        revision: String,
-    },
-    /// The files load cleanly and are what is already serving.
-    Unchanged { revision: String },
-    /// The files do not load; whatever was serving still is.
-    Failed {
-        active: Option<String>,
-        error: LoadError,
-    },
-}
-
-impl Outcome {
-    /// `reloaded`, `unchanged` or `failed`: the name status and logs use.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Reloaded { .. } => "reloaded",
-            Outcome::Unchanged { .. } => "unchanged",
-            Outcome::Failed { .. } => "failed",
-        }
-    }
-}
-
-/// The reload history `/v1/status` reports.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadStatus {
-    pub successes: u64,
-    pub failures: u64,
-    pub unchanged: u64,
-    /// When the last attempt finished, and what it did.
-    pub last_attempt: Option<(SystemTime, &'static str)>,
-    /// The last failure, until a later attempt finds the files good again.
-    pub last_error: Option<(SystemTime, LoadError)>,
-}
-
-/// Loads snapshots for a running server, one attempt at a time.
-pub struct Reloader {
-    sources: Sources,
-    /// Held across an attempt so two triggers (a file event and
-    /// `POST /v1/reload`) never load or publish concurrently.
-    serial: tokio::sync::Mutex<()>,
-    status: Mutex<ReloadStatus>,
-}
-
-impl Reloader {
-    pub fn new(sources: Sources) -> Self {
-        Reloader {
-            sources,
-            serial: tokio::sync::Mutex::new(()),
-            status: Mutex::new(ReloadStatus::default()),
-        }
-    }
-
-    pub fn sources(&self) -> &Sources {
-        &self.sources
-    }
-
-    /// Loads the files on a blocking thread, without recording anything:
-    /// the start-up load, which decides whether the server runs at all.
-    pub async fn load_initial(&self) -> Result<Snapshot, LoadError> {
-        let _one_at_a_time = self.serial.lock().await;
-        self.load_blocking(None).await
-    }
-
-    /// One reload attempt. `current` gives the active snapshot (read after
-    /// the lock is taken, so it is never stale); `publish` makes a new one
-    /// active, returning the one it replaced, and is only called with a
-    /// snapshot that loaded cleanly.
-    pub async fn reload(
-        &self,
-        current: impl FnOnce() -> Option<Arc<Snapshot>>,
-        publish: impl FnOnce(Snapshot) -> Option<Arc<Snapshot>>,
-    ) -> Outcome {
-        let _one_at_a_time = self.serial.lock().await;
-        let current = current();
-        let active = current.as_ref().map(|s| s.revision().to_owned());
-        let active_policies = current.as_ref().map_or(0, |s| s.policies().len());
-        // Over the serving snapshot: entity files that did not change are
-        // taken from it, not read again.
-        let loaded = self.load_blocking(current).await.and_then(|snapshot| {
-            // A directory caught empty half-way through a non-atomic deploy
-            // would otherwise turn a working sidecar into deny-everything.
-            if snapshot.policies().is_empty() && active_policies > 0 {
-                Err(LoadError {
-                    diagnostics: vec![Diagnostic::new(
-                        &self.sources.policies,
-                        0,
-                        0,
-                        format!(
-                            "no policies found; refusing to replace the {active_policies} serving \
-                             policies with none (restart to serve an empty set on purpose)"
-                        ),
-                    )],
-                    summary: snapshot.summary(),
-                })
-            } else {
-                Ok(snapshot)
-            }
-        });
-        let mut replaced = None;
-        let outcome = match loaded {
-            Ok(snapshot) if Some(snapshot.revision()) == active.as_deref() => Outcome::Unchanged {
-                revision: snapshot.revision().to_owned(),
-            },
-            Ok(snapshot) => {
-                let revision = snapshot.revision().to_owned();
-                replaced = publish(snapshot);
-                Outcome::Reloaded {
-                    previous: active,
-                    revision,
-                }
-            }
-            Err(error) => Outcome::Failed { active, error },
-        };
-        self.record(&outcome);
-        // Freeing a large store takes a while: not on an async worker. (A
-        // request still holding it frees it when it finishes instead.)
-        if let Some(old) = replaced {
-            drop(tokio::task::spawn_blocking(move || drop(old)));
-        }
-        outcome
-    }
-
-    pub fn status(&self) -> ReloadStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    async fn load_blocking(&self, previous: Option<Arc<Snapshot>>) -> Result<Snapshot, LoadError> {
-        let sources = self.sources.clone();
-        tokio::task::spawn_blocking(move || load_settled(&sources, previous.as_deref()))
-            .await
-            .unwrap_or_else(|e| {
-                Err(LoadError {
-                    diagnostics: vec![Diagnostic::new(
-                        &self.sources.policies,
-                        0,
-                        0,
-                        format!("the loading task failed: {e}"),
-                    )],
-                    summary: String::new(),
-                })
-            })
-    }
-
-    fn record(&self, outcome: &Outcome) {
-        let now = SystemTime::now();
-        match outcome {
-            Outcome::Reloaded { previous, revision } => tracing::info!(
-                previous = previous.as_deref().unwrap_or("none"),
-                %revision,
-                "reloaded"
-            ),
-            Outcome::Unchanged { revision } => {
-                tracing::debug!(%revision, "reload: files unchanged")
-            }
-            Outcome::Failed { active, error } => {
-                for d in &error.diagnostics {
-                    tracing::error!("{}: {}", d.location(), d.message);
-                }
-                tracing::error!(
-                    active = active.as_deref().unwrap_or("none"),
-                    "reload failed, still serving the active revision: {error}"
-                );
-            }
-        }
-        let Ok(mut status) = self.status.lock() else {
-            return;
-        };
-        match outcome {
-            Outcome::Reloaded { .. } => {
-                status.successes += 1;
-                status.last_error = None;
-            }
-            Outcome::Unchanged { .. } => {
-                status.unchanged += 1;
-                status.last_error = None;
-            }
-            Outcome::Failed { error, .. } => {
-                status.failures += 1;
-                status.last_error = Some((now, error.clone()));
-            }
-        }
-        status.last_attempt = Some((now, outcome.as_str()));
-    }
 }
 
 #[cfg(test)]
