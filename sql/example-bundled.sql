@@ -207,13 +207,20 @@ CREATE FUNCTION app.doorman_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     own boolean := TG_NARGS < 3 OR TG_ARGV[2] <> 'related';
+    old_id text := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) ->> TG_ARGV[1] END;
+    new_id text := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) ->> TG_ARGV[1] END;
 BEGIN
+    -- An update that keeps the id changes one entity.
+    IF old_id = new_id THEN
+        PERFORM doorman.record_change(TG_ARGV[0], new_id, 'upsert');
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM doorman.record_change(TG_ARGV[0], to_jsonb(OLD) ->> TG_ARGV[1],
-                                      CASE WHEN TG_OP = 'DELETE' AND own THEN 'delete' ELSE 'upsert' END);
+        PERFORM doorman.record_change(TG_ARGV[0], old_id,
+                                      CASE WHEN own THEN 'delete' ELSE 'upsert' END);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM doorman.record_change(TG_ARGV[0], to_jsonb(NEW) ->> TG_ARGV[1], 'upsert');
+        PERFORM doorman.record_change(TG_ARGV[0], new_id, 'upsert');
     END IF;
     RETURN NULL;
 END;

@@ -2,6 +2,9 @@
 //! must hold the state or shorten a timeout, the library server) on an
 //! ephemeral port, spoken to over HTTP.
 //!
+//! `postgres` starts real PostgreSQL clusters (`pg`): CI installs Debian's
+//! `postgresql` package.
+//!
 //! One test binary with modules rather than one file per area, so the
 //! helpers in `support` are compiled once and linking happens once.
 
@@ -11,5 +14,7 @@ mod common;
 mod api;
 mod fixtures;
 mod lifecycle;
+mod pg;
+mod postgres;
 mod reload;
 mod support;

@@ -78,6 +78,12 @@ impl Process {
     }
 
     pub fn start_with(args: &[String]) -> Process {
+        Process::start_until(args, " serving ")
+    }
+
+    /// Starts the binary and waits for a log line holding `marker` (such as
+    /// `" listening"`, before the model has loaded).
+    pub fn start_until(args: &[String], marker: &str) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_doorman"));
         command.arg("serve");
         if !args.iter().any(|a| a == "--listen") {
@@ -95,9 +101,10 @@ impl Process {
         let (tx, rx) = mpsc::channel();
         {
             let lines = lines.clone();
+            let marker = marker.to_owned();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains(" serving ") {
+                    if line.contains(&marker) {
                         let _ = tx.send(line.clone());
                     }
                     lines.lock().unwrap().push(line);
@@ -111,7 +118,7 @@ impl Process {
         };
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => process.address = field(&line, "address").expect("address= in start line"),
-            Err(_) => panic!("doorman serve did not start:\n{}", process.log()),
+            Err(_) => panic!("doorman serve did not log `{marker}`:\n{}", process.log()),
         }
         process
     }
