@@ -146,6 +146,78 @@ fn main() {
             peak / 1024
         );
     }
+    // Ten seats' rows changed in a database source: what one window of a
+    // followed change stream costs the sidecar (read the rows against the
+    // schema, a new store generation, the snapshot around it), with no
+    // network in it. Each iteration applies the other version of the rows.
+    for members in [10_000, 1_000_000] {
+        let shape = Shape::members(members);
+        let label = shape.label();
+        let id = format!("reload/database-change/{label}");
+        if !common::selected(&id) {
+            continue;
+        }
+        let mut src = sources(common::root().join("policies"), vec![]);
+        src.databases = vec![
+            doorman::load::DatabaseSource::parse("postgres://bench@localhost/bench").expect("URL"),
+        ];
+        let started = Instant::now();
+        let empty = doorman::load(&src).expect("loads");
+        let roles: Vec<doorman::load::Row> = [
+            "admin",
+            "manager",
+            "agent",
+            "member",
+            "store_member",
+        ]
+        .iter()
+        .map(|r| {
+            row(&serde_json::json!({"uid": {"type": "Role", "id": r}, "attrs": {}, "parents": []}))
+        })
+        .collect();
+        let mut all = empty.read_rows(0, &roles);
+        for c in 0..shape.companies {
+            all.append(empty.read_rows(0, &company_rows(c, shape.members, 0)));
+        }
+        let (mut serving, refused) = empty
+            .with_database(0, doorman::load::Scope::Full, all, 1)
+            .expect("applies");
+        assert!(refused.is_empty(), "{refused:?}");
+        drop(empty);
+        println!(
+            "{id}: {} read from rows in {:.1?} ({})",
+            serving.summary(),
+            started.elapsed(),
+            memory()
+        );
+        let c = shape.companies / 2;
+        let question = doorman::Query::parse(
+            &format!("Member::\"c{c}-m0\""),
+            "ModifyBilling",
+            &format!("Company::\"c{c}\""),
+            serde_json::json!({}),
+        )
+        .expect("query");
+        let versions = [
+            seat_rows(c, shape.members, 0, 10),
+            seat_rows(c, shape.members, 2, 10),
+        ];
+        let mut k = 0u64;
+        group.bench_function(BenchmarkId::new("database-change", &label), |b| {
+            b.iter(|| {
+                k += 1;
+                let was = serving.decide(&question).expect("answer").decision;
+                let batch = serving.read_rows(0, &versions[(k % 2) as usize]);
+                let (next, refused) = serving
+                    .with_database(0, doorman::load::Scope::Changes, batch, 1 + k)
+                    .expect("applies");
+                assert!(refused.is_empty());
+                let now = next.decide(&question).expect("answer").decision;
+                assert_ne!(was, now, "the change changes the answer");
+                serving = next;
+            })
+        });
+    }
     group.finish();
 
     c.final_summary();
@@ -164,9 +236,38 @@ fn main() {
             None => println!("  {id}: not measured in this run"),
         }
     }
+    for id in ["reload/database-change/10k", "reload/database-change/1M"] {
+        if let Some(ns) = common::median_ns(id) {
+            println!("  {id}: {}", common::fmt_ns(ns));
+        }
+    }
     println!("  {}", ratio("reload/members/1M", "reload/members/100k"));
     println!(
         "  {} (target: flat, each <= 200 ms)",
         ratio("reload/one-tenant/1M", "reload/one-tenant/100k")
     );
+}
+
+/// Company `c`'s entities as database rows; `shift` rotates its seats'
+/// roles.
+fn company_rows(c: usize, members: usize, shift: usize) -> Vec<doorman::load::Row> {
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(&tenant_file(c, members, shift)).expect("JSON");
+    items.iter().map(row).collect()
+}
+
+/// The first `n` seats of company `c` as database rows.
+fn seat_rows(c: usize, members: usize, shift: usize, n: usize) -> Vec<doorman::load::Row> {
+    let mut rows = company_rows(c, members, shift);
+    rows.retain(|r| r.uid_type == "Member");
+    rows.truncate(n);
+    rows
+}
+
+fn row(item: &serde_json::Value) -> doorman::load::Row {
+    doorman::load::Row {
+        uid_type: item["uid"]["type"].as_str().expect("type").to_owned(),
+        uid_id: item["uid"]["id"].as_str().expect("id").to_owned(),
+        json: Some(item.to_string()),
+    }
 }

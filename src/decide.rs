@@ -178,14 +178,14 @@ impl Snapshot {
     /// Parses request-scoped entities (Cedar entity JSON) against this
     /// snapshot's schema, as stored entities are.
     pub fn overlay(&self, json: Value) -> Result<Overlay, OverlayError> {
-        let schema = self.schema.as_ref().zip(self.conformance.as_deref());
+        let schema = self.schema.as_deref().zip(self.conformance.as_deref());
         Overlay::parse(json, schema)
     }
 
     /// [`Snapshot::overlay`] on entities already read into the entity
     /// reader's tree.
     pub(crate) fn overlay_read(&self, items: &[Json<'_>]) -> Result<Overlay, OverlayError> {
-        let schema = self.schema.as_ref().zip(self.conformance.as_deref());
+        let schema = self.schema.as_deref().zip(self.conformance.as_deref());
         Overlay::read(items, schema)
     }
 
@@ -216,7 +216,7 @@ impl Snapshot {
         // strings unless the schema asks for an entity or extension type,
         // and then validation refuses the plain string). Anything else
         // takes the documented path below, errors and all.
-        if let Some(schema) = &self.schema
+        if let Some(schema) = self.schema.as_deref()
             && let Some(context) = plain_context(&query.context)
             && let Ok(request) = Request::new(
                 query.principal.clone(),
@@ -231,7 +231,7 @@ impl Snapshot {
         let context = self.context(query)?;
         let schema = match self.validation {
             ValidationMode::Off => None,
-            _ => self.schema.as_ref(),
+            _ => self.schema.as_deref(),
         };
         Request::new(
             query.principal.clone(),
@@ -247,7 +247,7 @@ impl Snapshot {
         if !query.context.is_object() {
             return Err(QueryError::new("context", "must be a JSON object"));
         }
-        let directed = self.schema.as_ref().map(|s| (s, &query.action));
+        let directed = self.schema.as_deref().map(|s| (s, &query.action));
         match Context::from_json_value(query.context.clone(), directed) {
             Ok(c) => Ok(c),
             // With validation off, an action the schema does not know still

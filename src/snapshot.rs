@@ -85,8 +85,10 @@ impl PolicyInfo {
 /// accepted the policies in the snapshot's [`ValidationMode`] (unless it is
 /// `off`), and the entities conform to the schema when there is one.
 pub struct Snapshot {
-    pub(crate) policies: PolicySet,
-    pub(crate) schema: Option<Schema>,
+    // The policy side is shared by every snapshot that differs only in
+    // entities (a database change publishes one per window of changes).
+    pub(crate) policies: Arc<PolicySet>,
+    pub(crate) schema: Option<Arc<Schema>>,
     /// The stored entities, shared with the snapshots before and after it
     /// as far as they hold the same.
     pub(crate) store: Arc<Store>,
@@ -106,8 +108,8 @@ pub struct Snapshot {
     /// Request shapes that need no validation when their context is empty.
     /// Depends on the schema only, like `slices`.
     pub(crate) empty_context: Arc<EmptyContext>,
-    pub(crate) info: Vec<PolicyInfo>,
-    pub(crate) by_id: foldhash::HashMap<String, usize>,
+    pub(crate) info: Arc<[PolicyInfo]>,
+    pub(crate) by_id: Arc<foldhash::HashMap<String, usize>>,
     pub(crate) revision: String,
     /// The revision of the files alone.
     pub(crate) file_revision: String,
@@ -166,7 +168,7 @@ impl Snapshot {
     }
 
     pub fn schema(&self) -> Option<&Schema> {
-        self.schema.as_ref()
+        self.schema.as_deref()
     }
 
     /// Identifies the schema entities were read against.

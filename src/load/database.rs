@@ -314,7 +314,7 @@ impl Snapshot {
     pub fn read_rows(&self, source: usize, rows: &[Row]) -> RowBatch {
         let key = self.entity_files.schema_key();
         let reading = Reading {
-            schema: self.schema.as_ref(),
+            schema: self.schema.as_deref(),
             conformance: self.conformance.as_deref(),
             key,
         };

@@ -205,7 +205,7 @@ impl Snapshot {
         hasher.update(self.revision.as_bytes());
         let key = self.entity_files.schema_key().to_owned();
         let reading = Reading {
-            schema: self.schema.as_ref(),
+            schema: self.schema.as_deref(),
             conformance: self.conformance.as_deref(),
             key: &key,
         };
@@ -238,7 +238,7 @@ impl Snapshot {
         let revision = hex::encode(&hasher.finalize()[..8]);
         let key = self.entity_files.schema_key().to_owned();
         let reading = Reading {
-            schema: self.schema.as_ref(),
+            schema: self.schema.as_deref(),
             conformance: self.conformance.as_deref(),
             key: &key,
         };
@@ -326,15 +326,15 @@ fn assemble(
 ) -> Snapshot {
     let slices = Arc::new(Slices::build(&policies.set, schema.as_ref()));
     let empty_context = Arc::new(EmptyContext::build(schema.as_ref()));
-    let by_id = policies
+    let by_id: foldhash::HashMap<String, usize> = policies
         .info
         .iter()
         .enumerate()
         .map(|(i, p)| (p.id.clone(), i))
         .collect();
     Snapshot {
-        policies: policies.set,
-        schema,
+        policies: Arc::new(policies.set),
+        schema: schema.map(Arc::new),
         whole: whole(&store, &databases),
         store: Arc::new(store),
         conformance,
@@ -344,8 +344,8 @@ fn assemble(
         file_revision,
         slices,
         empty_context,
-        info: policies.info,
-        by_id,
+        info: policies.info.into(),
+        by_id: Arc::new(by_id),
         loaded_at: SystemTime::now(),
         validation,
         schema_files,

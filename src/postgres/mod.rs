@@ -33,12 +33,13 @@
 //! do with the rows (apply, publish, retry, resync) is
 //! [`crate::reload`]'s.
 
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls, Statement};
 
 use std::path::Path;
 
@@ -57,6 +58,11 @@ pub struct Connection {
     client: Client,
     /// Woken for every notification (a burst folds into one wake-up).
     notified: Arc<Notify>,
+    /// The change reads' statements, prepared once per connection: a
+    /// stream of changes reads the log a hundred times a second.
+    position: Option<Statement>,
+    changed: Option<Statement>,
+    fetch: HashMap<String, Statement>,
 }
 
 /// Something PostgreSQL (or the way to it) said no to, worded for
@@ -116,7 +122,13 @@ impl Connection {
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(|e| ReadError::of("cannot listen for changes", e))?;
-        Ok(Connection { client, notified })
+        Ok(Connection {
+            client,
+            notified,
+            position: None,
+            changed: None,
+            fetch: HashMap::new(),
+        })
     }
 
     /// Waits for a notification, or `most` at the longest.
@@ -196,27 +208,37 @@ impl Connection {
             .start()
             .await
             .map_err(|e| ReadError::of("cannot start a read", e))?;
-        let position = horizon(&tx).await?;
-        // Rows at or below `through` may be gone: a position not past it
-        // may have missed some.
-        let pruned = tx
-            .query_opt(
-                "SELECT through::text FROM doorman.entity_changes_pruned",
+        // The horizon, and how far the log was pruned: rows at or below
+        // `through` may be gone, so a position not past it may have missed
+        // some.
+        let row = tx
+            .query_one(
+                prepared(
+                    &tx,
+                    &mut self.position,
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, \
+                     (SELECT through::text FROM doorman.entity_changes_pruned)",
+                )
+                .await?,
                 &[],
             )
             .await
             .map_err(|e| ReadError::of("cannot read doorman.entity_changes_pruned", e))?;
-        if let Some(row) = pruned
-            && xid(&row, 0)? >= since
-        {
+        let position = xid(&row, 0)?;
+        if row.get::<_, Option<&str>>(1).is_some() && xid(&row, 1)? >= since {
             return Ok(None);
         }
         let (from, to) = (since.to_string(), position.to_string());
         let changed = tx
             .query(
-                "SELECT uid_type, uid_id, count(*), max(at) FROM doorman.entity_changes \
-                 WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 \
-                 GROUP BY uid_type, uid_id ORDER BY uid_type",
+                prepared(
+                    &tx,
+                    &mut self.changed,
+                    "SELECT uid_type, uid_id, count(*), max(at) FROM doorman.entity_changes \
+                     WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 \
+                     GROUP BY uid_type, uid_id ORDER BY uid_type",
+                )
+                .await?,
                 &[&from, &to],
             )
             .await
@@ -241,7 +263,7 @@ impl Connection {
                 changes.latest = changes.latest.max(Some(at));
                 i += 1;
             }
-            fetch(&tx, ty, &ids, &mut changes.rows).await?;
+            fetch(&tx, &mut self.fetch, ty, &ids, &mut changes.rows).await?;
         }
         tx.commit()
             .await
@@ -312,9 +334,28 @@ pub struct Changes {
 const ENTITY_JSON: &str = "json_build_object('uid', json_build_object('type', uid_type, \
      'id', uid_id), 'attrs', attrs, 'parents', parents)::text";
 
+/// `statement`, prepared on first use.
+async fn prepared<'s>(
+    tx: &tokio_postgres::Transaction<'_>,
+    statement: &'s mut Option<Statement>,
+    query: &str,
+) -> Result<&'s Statement, ReadError> {
+    if statement.is_none() {
+        *statement = Some(
+            tx.prepare(query)
+                .await
+                .map_err(|e| ReadError::of("cannot prepare a read", e))?,
+        );
+    }
+    statement
+        .as_ref()
+        .ok_or_else(|| ReadError("no statement".to_owned()))
+}
+
 /// The current rows of `ids` of type `ty` (a gone one gets `json: None`).
 async fn fetch(
     tx: &tokio_postgres::Transaction<'_>,
+    statements: &mut HashMap<String, Statement>,
     ty: &str,
     ids: &[&str],
     out: &mut Vec<Row>,
@@ -330,16 +371,18 @@ async fn fetch(
         out.extend(ids.iter().map(|id| gone(id)));
         return Ok(());
     }
+    let mut statement = statements.remove(ty);
+    let query = format!(
+        "SELECT uid_type, uid_id, {ENTITY_JSON} FROM doorman.entities \
+         WHERE uid_type = '{ty}' AND uid_id = ANY($1)"
+    );
     let found = tx
-        .query(
-            &format!(
-                "SELECT uid_type, uid_id, {ENTITY_JSON} FROM doorman.entities \
-                 WHERE uid_type = '{ty}' AND uid_id = ANY($1)"
-            ),
-            &[&ids],
-        )
+        .query(prepared(tx, &mut statement, &query).await?, &[&ids])
         .await
         .map_err(|e| ReadError::of("cannot read doorman.entities", e))?;
+    if let Some(statement) = statement {
+        statements.insert(ty.to_owned(), statement);
+    }
     let mut rows = entity_rows(&found)?;
     let present: std::collections::HashSet<&str> =
         found.iter().map(|r| r.get::<_, &str>(1)).collect();

@@ -40,6 +40,12 @@ pub trait Target: Send + Sync {
 /// How many recent refusals a source's status keeps.
 const REFUSALS_KEPT: usize = 20;
 
+/// The least time between two reads of the change log. A stream of
+/// changes (a thousand a second) then costs a read, a store generation and
+/// a publish per ten milliseconds of changes, not per change; a lone change
+/// waits for none of it.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
 /// A database source's state, for `/v1/status`.
 #[derive(Debug, Clone)]
 pub struct DatabaseStatus {
@@ -235,11 +241,16 @@ impl Follower {
                     continue;
                 }
             };
+            let mut last_read: Option<tokio::time::Instant> = None;
             loop {
                 let Some(current) = target.current() else {
                     connection.wait(self.poll).await;
                     continue;
                 };
+                if let Some(last) = last_read {
+                    tokio::time::sleep_until(last + MIN_GAP).await;
+                }
+                last_read = Some(tokio::time::Instant::now());
                 since = since.max(self.position_in(&current));
                 let step = match connection.read_changes(since).await {
                     Ok(Some(changes)) => self.apply_changes(reloader, target, changes).await,
@@ -288,15 +299,14 @@ impl Follower {
         if serving > changes.position {
             return Ok(serving);
         }
-        let index = self.index;
-        let shared = Arc::clone(&current);
-        let rows = changes.rows;
-        let batch = tokio::task::spawn_blocking(move || shared.read_rows(index, &rows))
-            .await
-            .map_err(|e| ReadError(format!("reading rows failed: {e}")))?;
-        let (next, refused) = self
-            .apply(&current, Scope::Changes, batch, changes.position)
-            .await?;
+        let (index, rows, position) = (self.index, changes.rows, changes.position);
+        let (next, refused) = tokio::task::spawn_blocking(move || {
+            let batch = current.read_rows(index, &rows);
+            current.with_database(index, Scope::Changes, batch, position)
+        })
+        .await
+        .map_err(|e| ReadError(format!("applying rows failed: {e}")))?
+        .map_err(|e| ReadError(e.to_string()))?;
         publish(target, next);
         let now = SystemTime::now();
         self.refused(refused);
