@@ -49,6 +49,17 @@ pub const MAX_DATABASES: usize = 1024;
 pub struct DatabaseSource {
     config: tokio_postgres::Config,
     label: String,
+    tls: Option<Tls>,
+}
+
+/// TLS to the database: asked for with `sslmode=require` (or
+/// `verify-ca`/`verify-full`, which mean the same here: the server's
+/// certificate is always verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// `sslrootcert=PATH`: the CA certificates (PEM) to trust; without it,
+    /// the system's.
+    pub roots: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for DatabaseSource {
@@ -74,7 +85,8 @@ impl DatabaseSource {
     /// Parses a URL; without a password in it, takes `PGPASSWORD`, then the
     /// pgpass file (`PGPASSFILE`, else `~/.pgpass`), as libpq does.
     pub fn parse(url: &str) -> Result<DatabaseSource, String> {
-        let mut config = tokio_postgres::Config::from_str(url)
+        let (url_for_client, tls) = tls_options(url);
+        let mut config = tokio_postgres::Config::from_str(&url_for_client)
             .map_err(|e| format!("{}: not a PostgreSQL URL: {e}", redact(url)))?;
         if config.get_hosts().is_empty() {
             return Err(format!("{}: the URL names no host", redact(url)));
@@ -100,7 +112,12 @@ impl DatabaseSource {
                 config.password(password);
             }
         }
-        Ok(DatabaseSource { config, label })
+        Ok(DatabaseSource { config, label, tls })
+    }
+
+    /// Whether (and how) to speak TLS to the database.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// The URL without its password: what messages and `/v1/status` show.
@@ -112,6 +129,56 @@ impl DatabaseSource {
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
     }
+}
+
+/// Takes the TLS options the client library does not know out of `url`:
+/// `sslrootcert`, and `sslmode` `verify-ca`/`verify-full` (passed on as
+/// `require`). TLS is on when the mode is one of those or `require`.
+fn tls_options(url: &str) -> (String, Option<Tls>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let (mut kept, mut roots, mut tls) = (Vec::new(), None, false);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslrootcert", path)) => roots = Some(std::path::PathBuf::from(unescape(path))),
+            Some(("sslmode", "require" | "verify-ca" | "verify-full")) => {
+                tls = true;
+                kept.push("sslmode=require");
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, tls.then_some(Tls { roots }))
+}
+
+/// `%XX` escapes decoded (a URL's query value).
+fn unescape(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `postgres://user@host:port/db`, from a parsed config.
@@ -537,6 +604,29 @@ mod tests {
         let s = DatabaseSource::parse("postgresql://app@localhost").expect("parses");
         assert_eq!(s.label(), "postgres://app@localhost:5432/app");
         assert!(DatabaseSource::is_url("postgres://x") && !DatabaseSource::is_url("fixtures/x"));
+    }
+
+    #[test]
+    fn tls_is_asked_for_in_the_url() {
+        let plain = DatabaseSource::parse("postgres://app@db/crm").expect("parses");
+        assert_eq!(plain.tls(), None);
+        let tls = DatabaseSource::parse(
+            "postgres://app@db/crm?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=5",
+        )
+        .expect("parses");
+        assert_eq!(
+            tls.tls(),
+            Some(&Tls {
+                roots: Some("/etc/ca.pem".into())
+            })
+        );
+        assert_eq!(
+            tls.config().get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        let system =
+            DatabaseSource::parse("postgres://app@db/crm?sslmode=require").expect("parses");
+        assert_eq!(system.tls(), Some(&Tls { roots: None }));
     }
 
     #[test]

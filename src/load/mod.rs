@@ -29,7 +29,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use database::{
-    ApplyError, DatabaseSource, DatabaseState, MAX_DATABASES, Refusal, Row, RowBatch, Scope,
+    ApplyError, DatabaseSource, DatabaseState, MAX_DATABASES, Refusal, Row, RowBatch, Scope, Tls,
 };
 pub use entities::EntityFiles;
 use entities::Reading;

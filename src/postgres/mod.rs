@@ -44,7 +44,7 @@ use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls, Statement};
 use std::path::Path;
 
 use crate::diag::Diagnostic;
-use crate::load::{DatabaseSource, LoadError, Row, RowBatch, Scope};
+use crate::load::{DatabaseSource, LoadError, Row, RowBatch, Scope, Tls};
 use crate::snapshot::Snapshot;
 
 /// The channel `doorman.record_change` notifies.
@@ -93,31 +93,28 @@ impl ReadError {
 impl Connection {
     /// Connects, and listens on [`CHANNEL`].
     pub async fn open(source: &DatabaseSource) -> Result<Connection, ReadError> {
-        let (client, mut connection) = source
-            .config()
-            .connect(NoTls)
-            .await
-            .map_err(|e| ReadError::of("cannot connect", e))?;
         let notified = Arc::new(Notify::new());
         let wake = Arc::clone(&notified);
-        // The connection's messages: results go to the client, and
-        // notifications (which arrive between results) wake the follower.
-        tokio::spawn(async move {
-            loop {
-                match poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        tracing::debug!("database connection ended: {e}");
-                        break;
-                    }
-                    None => break,
-                }
+        let client = match source.tls() {
+            None => {
+                let (client, connection) = source
+                    .config()
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| ReadError::of("cannot connect", e))?;
+                tokio::spawn(drive(connection, wake));
+                client
             }
-            // Whoever waits for a notification finds out on its next
-            // query that the connection is gone.
-            wake.notify_one();
-        });
+            Some(tls) => {
+                let (client, connection) = source
+                    .config()
+                    .connect(tls_connector(tls)?)
+                    .await
+                    .map_err(|e| ReadError::of("cannot connect", e))?;
+                tokio::spawn(drive(connection, wake));
+                client
+            }
+        };
         client
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
@@ -314,6 +311,64 @@ pub fn read_blocking(
         snapshot = next;
     }
     Ok(snapshot)
+}
+
+/// Runs a connection: results go to its client, and notifications (which
+/// arrive between results) wake the follower.
+async fn drive<S, T>(mut connection: tokio_postgres::Connection<S, T>, wake: Arc<Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::debug!("database connection ended: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
+    // Whoever waits for a notification finds out on its next query that
+    // the connection is gone.
+    wake.notify_one();
+}
+
+/// A TLS connector that trusts `tls.roots` (PEM), else the system's roots.
+fn tls_connector(tls: &Tls) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ReadError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.roots {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| ReadError(format!("sslrootcert {}: {e}", path.display())))?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| ReadError(format!("sslrootcert {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(ReadError(
+            "TLS asked for, but no root certificate to trust: give sslrootcert=PATH".to_owned(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ReadError(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// What changed between two positions.

@@ -19,10 +19,27 @@ pub struct Cluster {
     /// Who runs the server processes (`None`: this user).
     owner: Option<&'static str>,
     pub port: u16,
+    /// With TLS: the server's settings for it.
+    tls: Option<String>,
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(false)
+    }
+
+    /// A cluster that also speaks TLS, with a certificate for 127.0.0.1
+    /// from a throwaway CA ([`Cluster::ca`]).
+    pub fn start_tls() -> Cluster {
+        Cluster::start_with(true)
+    }
+
+    /// The CA certificate (PEM) of a [`Cluster::start_tls`] cluster.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Cluster {
         let bin = bindir();
         let dir = tempfile::tempdir().expect("temp dir");
         let owner = running_as_root().then_some("postgres");
@@ -31,11 +48,29 @@ impl Cluster {
             run(Command::new("chmod").arg("755").arg(dir.path()));
             run(Command::new("chown").arg(user).arg(dir.path()));
         }
+        let tls = tls.then(|| {
+            let d = dir.path();
+            std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+            let openssl = |args: &str| run(Command::new("openssl").args(args.split(' ')).current_dir(d));
+            openssl("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=doorman-test-ca");
+            openssl("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
+            openssl("x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext");
+            run(Command::new("chmod").arg("600").arg(d.join("server.key")));
+            if let Some(user) = owner {
+                run(Command::new("chown").arg(user).arg(d.join("server.key")).arg(d.join("server.crt")));
+            }
+            format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                d.join("server.crt").display(),
+                d.join("server.key").display()
+            )
+        });
         let cluster = Cluster {
             bin,
             owner,
             port: free_port(),
             dir,
+            tls,
         };
         let data = cluster.data();
         run(cluster
@@ -74,8 +109,9 @@ impl Cluster {
     pub fn start_again(&self) {
         let options = format!(
             "-p {} -k '' -c listen_addresses=127.0.0.1 -c shared_buffers=32MB \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            self.port
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off{}",
+            self.port,
+            self.tls.as_deref().unwrap_or("")
         );
         run(self
             .command("pg_ctl")

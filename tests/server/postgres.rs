@@ -615,3 +615,52 @@ async fn the_first_read_waits_for_the_database_and_says_why() {
         "allow"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_used_when_the_url_asks_and_the_certificate_is_checked() {
+    let cluster = Cluster::start_tls();
+    let plain = example(&cluster).await;
+    let ca = cluster.ca().display().to_string();
+    let url = format!("{plain}?sslmode=verify-full&sslrootcert={ca}");
+    let server = Process::start_with(&flags(&url));
+    let mut conn = server.connect().await;
+    assert_eq!(
+        ask(
+            &mut conn,
+            "acme-ada",
+            "ViewInbox",
+            ("Inbox", "acme-support")
+        )
+        .await,
+        "allow"
+    );
+    // The sidecar's connection (it keeps one open to follow changes) is
+    // encrypted.
+    let encrypted: i64 = cluster
+        .connect("app")
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'doorman' AND s.ssl",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1, "no encrypted doorman connection");
+
+    // A certificate from another CA is refused, and the message says why.
+    let other = Cluster::start_tls();
+    let wrong = format!(
+        "{plain}?sslmode=require&sslrootcert={}",
+        other.ca().display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"))
+        .args(["check", "--entities", &wrong])
+        .current_dir(root())
+        .output()
+        .expect("run check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("certificate"), "{stdout}");
+}
