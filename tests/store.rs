@@ -417,6 +417,111 @@ fn the_store_holds_what_cedar_reads_after_loads_and_incremental_reloads() {
     assert!(d.message.contains("part0.json:"), "{}", d.message);
 }
 
+/// Rows of a database source, as `doorman.entities` would give them.
+fn rows(items: &[Value]) -> Vec<doorman::load::Row> {
+    items
+        .iter()
+        .map(|i| doorman::load::Row {
+            uid_type: i["uid"]["type"].as_str().unwrap().to_owned(),
+            uid_id: i["uid"]["id"].as_str().unwrap().to_owned(),
+            json: Some(i.to_string()),
+        })
+        .collect()
+}
+
+#[test]
+fn database_rows_enter_the_store_as_cedar_reads_them_and_bad_ones_alone_are_refused() {
+    use doorman::load::{DatabaseSource, Scope};
+    let mut rng = Rng(seed().rotate_left(7));
+    let model = Model::new(&mut rng);
+    let mut parts = world(&mut rng);
+    // The orgs in a file, everything else from a database.
+    model.write(&parts[..1]);
+    let mut sources = model.sources();
+    sources.databases = vec![DatabaseSource::parse("postgres://app@db.invalid/app").unwrap()];
+    let files = load(&sources).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics));
+    assert!(!files.is_complete());
+    let from_db: Vec<Value> = parts[1..].iter().flatten().cloned().collect();
+    let batch = files.read_rows(0, &rows(&from_db));
+    let (full, refused) = files
+        .with_database(0, Scope::Full, batch, 10)
+        .expect("applies");
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(full.is_complete());
+    assert_eq!(full.databases()[0].entities, from_db.len());
+    assert!(same_entities(
+        &full,
+        &model.cedar(&parts).expect("Cedar reads it")
+    ));
+
+    // One change: two teams made each other's parent (a cycle), a user
+    // changed, a row that redefines a file's org, a row that breaks the
+    // schema, and a doc gone. The cycle costs one team its change, the
+    // org and the bad row are refused, the rest applies.
+    let (t0, t1) = (team(&mut rng, 0), team(&mut rng, 1));
+    let mut cycle = [t0.clone(), t1.clone()];
+    cycle[0]["parents"] = json!([r("Team", "t1")]);
+    cycle[1]["parents"] = json!([r("Team", "t0")]);
+    let changed_user = user(&mut rng, "u0");
+    let mut bad = user(&mut rng, "u1");
+    bad["attrs"]["level"] = json!("high");
+    let org = org(&mut rng, 0);
+    let mut change = rows(&[
+        cycle[0].clone(),
+        cycle[1].clone(),
+        changed_user.clone(),
+        org,
+        bad,
+    ]);
+    let gone = parts[3][0]["uid"]["id"].as_str().unwrap().to_owned();
+    change.push(doorman::load::Row {
+        uid_type: "Doc".into(),
+        uid_id: gone.clone(),
+        json: None,
+    });
+    let batch = full.read_rows(0, &change);
+    let (next, refused) = full
+        .with_database(0, Scope::Changes, batch, 11)
+        .expect("applies");
+    let refused_uids: Vec<&str> = refused.iter().map(|r| r.uid.as_str()).collect();
+    assert!(refused_uids.contains(&"Org::\"o0\""), "{refused:#?}");
+    assert!(refused_uids.contains(&"User::\"u1\""), "{refused:#?}");
+    assert!(!refused_uids.contains(&"User::\"u0\""), "{refused:#?}");
+    // At least one team of the cycle (both, when a refused one's old
+    // parents lead back to the other).
+    let teams: Vec<&Value> = cycle
+        .iter()
+        .filter(|t| !refused_uids.contains(&format!("Team::{}", t["uid"]["id"]).as_str()))
+        .collect();
+    assert!(teams.len() < 2, "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .filter(|r| r.uid.starts_with("Team::"))
+            .all(|r| r.message.contains("own ancestor")),
+        "{refused:#?}"
+    );
+    // What Cedar reads from the world with the accepted changes.
+    let accepted: Vec<Value> = teams.into_iter().chain([&changed_user]).cloned().collect();
+    for item in accepted {
+        for part in parts.iter_mut() {
+            part.retain(|i| i["uid"] != item["uid"]);
+        }
+        parts[1].push(item);
+    }
+    parts[3].retain(|i| i["uid"]["id"] != gone.as_str());
+    assert!(same_entities(
+        &next,
+        &model.cedar(&parts).expect("Cedar reads it")
+    ));
+    assert_eq!(
+        next.databases()[0].entities,
+        from_db.len() - 1,
+        "one doc gone"
+    );
+    assert_ne!(next.revision(), full.revision());
+}
+
 // ---------------------------------------------------------------- requests
 
 /// Request entities: a few new users, changed users, re-parented teams

@@ -494,10 +494,17 @@ impl Snapshot {
         // A cycle is the one refusal only the store can find: refuse the
         // entity it names and try again without it (keeping its last good
         // version, if it had one).
+        let mut applied = added.len();
         let next = loop {
-            match store.apply(&removed, added.clone()) {
+            // The store hands the records back when it refuses them, so a
+            // million of them are never copied for the rare retry.
+            let (error, back) = match store.apply_or_return(&removed, std::mem::take(&mut added)) {
                 Ok(next) => break next,
-                Err(StoreError::Cycle { key, through, .. }) => {
+                Err(refused) => refused,
+            };
+            added = back;
+            match error {
+                StoreError::Cycle { key, through, .. } => {
                     refused.push(Refusal {
                         uid: key.uid().to_string(),
                         message: format!(
@@ -511,7 +518,7 @@ impl Snapshot {
                         removed.retain(|k| *k != key);
                     }
                 }
-                Err(StoreError::Duplicate { key, first, .. }) => {
+                StoreError::Duplicate { key, first, .. } => {
                     // Checked above; only reachable if two sources race
                     // for one entity.
                     refused.push(Refusal {
@@ -524,8 +531,9 @@ impl Snapshot {
                     added.retain(|r| r.key != key);
                 }
             }
+            applied = added.len();
         };
-        let entities = state.entities + added.len() - removed.len();
+        let entities = state.entities + applied - removed.len();
         let mut databases = self.databases.clone();
         databases[source] = DatabaseState {
             label: state.label.clone(),

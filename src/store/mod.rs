@@ -297,6 +297,54 @@ impl Store {
     /// A new generation: `removed` taken out, then `added` put in, closures
     /// recomputed where they can have changed. `self` is untouched.
     pub(crate) fn apply(&self, removed: &[Key], added: Vec<Record>) -> Result<Store, StoreError> {
+        self.apply_or_return(removed, added).map_err(|(e, _)| e)
+    }
+
+    /// [`Store::apply`], which gives the records back when it refuses them
+    /// (all but a duplicate's second definition), so that a caller can
+    /// leave out the one at fault and try again without having kept a copy
+    /// of a million records.
+    pub(crate) fn apply_or_return(
+        &self,
+        removed: &[Key],
+        added: Vec<Record>,
+    ) -> Result<Store, (StoreError, Vec<Record>)> {
+        match self.apply_inner(removed, added) {
+            Ok(next) => Ok(next),
+            Err(refused) => {
+                let (e, next) = *refused;
+                Err((e, self.added_in(next)))
+            }
+        }
+    }
+
+    /// The records `next` (a refused generation over `self`, closures not
+    /// yet written) holds that `self` does not: they sit, unshared, in the
+    /// shards `next` copied.
+    fn added_in(&self, next: Store) -> Vec<Record> {
+        let resized = next.shards.len() != self.shards.len();
+        let mut out = Vec::new();
+        for (i, shard) in next.shards.into_iter().enumerate() {
+            if !resized && Arc::ptr_eq(&shard, &self.shards[i]) {
+                continue;
+            }
+            let shard = Arc::try_unwrap(shard).unwrap_or_else(|shared| (*shared).clone());
+            for (key, record) in shard {
+                let before = (!resized).then(|| self.get_key(&key)).flatten();
+                if before.is_some_and(|b| Arc::ptr_eq(b, &record)) {
+                    continue;
+                }
+                out.push(Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()));
+            }
+        }
+        out
+    }
+
+    fn apply_inner(
+        &self,
+        removed: &[Key],
+        added: Vec<Record>,
+    ) -> Result<Store, Box<(StoreError, Store)>> {
         // The first load of a large world sizes the shards; later
         // generations keep them (a change is small next to the store).
         let mut next = if self.is_empty() && added.len() > SHARDS * SHARD_SIZE {
@@ -377,7 +425,7 @@ impl Store {
             .filter_map(|r| r.duplicate.as_ref())
             .min_by_key(|(i, _)| *i)
         {
-            return Err(e.clone());
+            return Err(Box::new((e.clone(), next)));
         }
         let mut dirty: Vec<Key> = Vec::with_capacity(count);
         for run in runs {
@@ -408,8 +456,10 @@ impl Store {
                 .collect();
             dirty.extend(below);
         }
-        next.close(dirty)?;
-        Ok(next)
+        match next.close(dirty) {
+            Ok(()) => Ok(next),
+            Err(e) => Err(Box::new((e, next))),
+        }
     }
 
     /// Recomputes the closure of every `dirty` record (each key once), from
