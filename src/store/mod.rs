@@ -52,6 +52,8 @@ const SHARD_SIZE: usize = 128;
 
 type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 type Shard = Map<Key, Arc<Record>>;
+/// A record's key and its new closure.
+type Closed = (Key, Arc<[Key]>);
 
 /// One stored entity.
 #[derive(Debug, Clone)]
@@ -377,16 +379,16 @@ impl Store {
             }
         }
         // Put in shard by shard, on every core when there is much to put.
-        let mut buckets: Vec<Vec<(usize, Record)>> = (0..n).map(|_| Vec::new()).collect();
         let count = added.len();
-        for (i, record) in added.into_iter().enumerate() {
-            buckets[shard_of(record.key.as_ref(), n)].push((i, record));
-        }
+        let items: Vec<(usize, (usize, Record))> = added
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| (shard_of(record.key.as_ref(), n), (i, record)))
+            .collect();
         let old = &old_parents;
         let runs = each_run(
             &mut next.shards,
-            buckets,
-            count,
+            items,
             Inserted::default,
             |shard, items, out| {
                 let shard = Arc::make_mut(shard);
@@ -565,16 +567,13 @@ impl Store {
     /// older generation shares it).
     fn set_closures(&mut self, closures: impl IntoIterator<Item = (Key, Arc<[Key]>)>) {
         let n = self.shards.len();
-        let mut buckets: Vec<Vec<(Key, Arc<[Key]>)>> = (0..n).map(|_| Vec::new()).collect();
-        let mut count = 0;
-        for (key, closure) in closures {
-            buckets[shard_of(key.as_ref(), n)].push((key, closure));
-            count += 1;
-        }
+        let items: Vec<(usize, Closed)> = closures
+            .into_iter()
+            .map(|(key, closure)| (shard_of(key.as_ref(), n), (key, closure)))
+            .collect();
         each_run(
             &mut self.shards,
-            buckets,
-            count,
+            items,
             || (),
             |shard, items, _| {
                 let shard = Arc::make_mut(shard);
@@ -614,18 +613,39 @@ fn workers_for(items: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `f` on each shard that has items bucketed for it (a shard with
-/// none is not touched, so it stays shared with older generations), the
-/// shards split into one contiguous run per worker (so each worker owns its
-/// shards outright), and returns each worker's `R`.
+/// Runs `f` on each shard that has items (`(shard, item)`) for it, with
+/// those items in their order (a shard with none is not touched, so it
+/// stays shared with older generations), and returns each worker's `R`.
+/// Many items are bucketed and the shards split into one contiguous run
+/// per worker (so each worker owns its shards outright); a few (a change)
+/// visit only their own shards, so that what a change costs does not grow
+/// with the number of shards.
 fn each_run<T: Send, R: Send>(
     shards: &mut [Arc<Shard>],
-    buckets: Vec<Vec<T>>,
-    items: usize,
+    mut items: Vec<(usize, T)>,
     init: impl Fn() -> R + Sync,
     f: impl Fn(&mut Arc<Shard>, Vec<T>, &mut R) + Sync,
 ) -> Vec<R> {
-    let per = shards.len().div_ceil(workers_for(items)).max(1);
+    let workers = workers_for(items.len());
+    if workers == 1 {
+        // Stable: items of one shard keep their order.
+        items.sort_by_key(|(s, _)| *s);
+        let mut out = init();
+        let mut items = items.into_iter().peekable();
+        while let Some((s, first)) = items.next() {
+            let mut group = vec![first];
+            while let Some((_, item)) = items.next_if(|(t, _)| *t == s) {
+                group.push(item);
+            }
+            f(&mut shards[s], group, &mut out);
+        }
+        return vec![out];
+    }
+    let mut buckets: Vec<Vec<T>> = (0..shards.len()).map(|_| Vec::new()).collect();
+    for (s, item) in items {
+        buckets[s].push(item);
+    }
+    let per = shards.len().div_ceil(workers).max(1);
     let mut buckets = buckets.into_iter();
     let runs: Vec<_> = shards
         .chunks_mut(per)
