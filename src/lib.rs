@@ -18,6 +18,8 @@
 //! - [`entities`]: request-scoped entities, parsed and checked.
 //! - [`view`]: what one request can reach, as a small Cedar `Entities`.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
+//! - [`search`]: the principals, resources or actions a question allows,
+//!   each decided by [`decide`], candidates found by the store's type index.
 //! - [`reload`]: file watching that triggers a reload.
 //! - [`server`], [`testing`], [`cli`]: the sidecar, `doorman test`, the CLI.
 //!
@@ -31,6 +33,7 @@ pub mod entities;
 pub mod entity_json;
 pub mod load;
 pub mod reload;
+pub mod search;
 pub mod server;
 pub mod shapes;
 pub mod slice;
@@ -44,5 +47,6 @@ pub use decide::{Answer, Decision, PolicyError, Query, QueryError};
 pub use diag::Diagnostic;
 pub use entities::{Overlay, OverlayError};
 pub use load::{LoadError, Sources, load, load_over};
+pub use search::{Cursor, Page, Searched};
 pub use snapshot::{PolicyInfo, Snapshot, ValidationMode};
 pub use store::Store;
