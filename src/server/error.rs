@@ -16,6 +16,8 @@ use serde_json::Value;
 pub enum Code {
     /// The body is not JSON.
     InvalidJson,
+    /// An AuthZEN request without `Content-Type: application/json`.
+    InvalidContentType,
     /// A field is missing, has the wrong type, or holds an unparsable
     /// entity reference.
     InvalidField,
@@ -39,6 +41,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidJson => "invalid_json",
+            Code::InvalidContentType => "invalid_content_type",
             Code::InvalidField => "invalid_field",
             Code::InvalidRequest => "invalid_request",
             Code::InvalidEntities => "invalid_entities",
@@ -55,6 +58,7 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::InvalidJson
+            | Code::InvalidContentType
             | Code::InvalidField
             | Code::InvalidRequest
             | Code::InvalidEntities

@@ -9,7 +9,8 @@
 //! - `listen`: binding TCP or a Unix socket and accepting connections.
 //! - [`state`]: the settings and the current snapshot, swapped atomically.
 //! - `routes`: which endpoint answers a request.
-//! - one module per protocol: `v1` (doorman's own decision API) and
+//! - one module per protocol: `v1` (doorman's own decision API),
+//!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
 //!   `admin` (readiness, status, policies, reload).
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
@@ -17,10 +18,11 @@
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
-//! apart by the HTTP/2 preface), six fixed paths need no router, and every
+//! apart by the HTTP/2 preface), a dozen fixed paths need no router, and every
 //! answer is a small JSON document built in one piece.
 
 mod admin;
+mod authzen;
 mod body;
 mod command;
 mod error;

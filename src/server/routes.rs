@@ -3,8 +3,10 @@
 //! A handful of fixed paths do not need a router: a `match` on the path
 //! finds the endpoint, and the endpoint knows its one method, which is what
 //! a 405 and its `Allow` header are built from. The endpoints themselves
-//! live with their protocol: [`super::v1`] (doorman's decision API) and
-//! [`super::admin`] (health, status, policies, reload).
+//! live with their protocol: [`super::v1`] (doorman's decision API),
+//! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods so
+//! that they too carry its request identifier) and [`super::admin`]
+//! (health, status, policies, reload).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +18,7 @@ use serde_json::json;
 use super::error::{ApiError, Code};
 use super::respond::{Body, refuse, respond, wrong_method};
 use super::state::State;
-use super::{admin, v1};
+use super::{admin, authzen, v1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -76,6 +78,9 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<B
 
 async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
+    if let Some(endpoint) = authzen::Endpoint::find(path) {
+        return authzen::handle(endpoint, state, request).await;
+    }
     let Some(route) = Route::find(path) else {
         return refuse(&ApiError::new(
             Code::NotFound,
