@@ -110,9 +110,10 @@ impl Snapshot {
     /// starting after `after`.
     ///
     /// Refused, as a decision would be, when a part that does not vary is
-    /// invalid (an unknown action, a context the action does not take, a
-    /// fixed principal or resource of the wrong type); a candidate the
-    /// schema refuses is simply not a result.
+    /// invalid (an unknown action, a context the action does not take); a
+    /// principal or resource of a type the action does not take, searched
+    /// or not, simply leaves nothing to find, as does a candidate the
+    /// schema refuses.
     pub fn search(
         &self,
         searched: Searched,
@@ -177,7 +178,7 @@ impl Snapshot {
             Place::Entity(p) => Some(p),
             Place::Action(_) => return Err(not_this_search()),
         };
-        if !self.takes(side, searched, &query.action)? {
+        if !self.takes(query)? {
             return Ok(Page::empty());
         }
         let core: &cedar_policy_core::ast::EntityUID = searched.as_ref();
@@ -226,36 +227,30 @@ impl Snapshot {
         )
     }
 
-    /// Whether the schema lets `action` take principals (or resources) of
-    /// `searched`'s type; true without a schema or validation. An action
-    /// the schema does not declare is refused, as a decision refuses it.
-    fn takes(
-        &self,
-        side: Side,
-        searched: &EntityUid,
-        action: &EntityUid,
-    ) -> Result<bool, QueryError> {
+    /// Whether the schema lets `query.action` take principals and
+    /// resources of the query's types (the searched one's and the fixed
+    /// one's): when not, no candidate can be allowed and none is decided.
+    /// True without a schema or validation. An action the schema does not
+    /// declare is refused, as a decision refuses it.
+    fn takes(&self, query: &Query) -> Result<bool, QueryError> {
         let Some(schema) = self.schema.as_ref() else {
             return Ok(true);
         };
         if self.validation == ValidationMode::Off {
             return Ok(true);
         }
-        let types = match side {
-            Side::Principal => schema
-                .principals_for_action(action)
-                .map(|t| t.collect::<Vec<_>>()),
-            Side::Resource => schema
-                .resources_for_action(action)
-                .map(|t| t.collect::<Vec<_>>()),
-        };
-        match types {
-            Some(types) => Ok(types.contains(&searched.type_name())),
-            None => Err(QueryError::new(
+        let action = &query.action;
+        let (Some(mut principals), Some(mut resources)) = (
+            schema.principals_for_action(action),
+            schema.resources_for_action(action),
+        ) else {
+            return Err(QueryError::new(
                 "action",
                 format!("`{action}` is not an action in the schema"),
-            )),
-        }
+            ));
+        };
+        Ok(principals.any(|t| t == query.principal.type_name())
+            && resources.any(|t| t == query.resource.type_name()))
     }
 
     fn search_actions(
