@@ -109,8 +109,7 @@ fn one(snapshot: &Snapshot, top: &Fields<'_>) -> Result<Answer, ApiError> {
     let resource = read::entity(required("resource")?, "resource".into(), Id::Required)?;
     let context = read::get(top, "context")
         .map(|c| read::context(c, "context".into()))
-        .transpose()?
-        .flatten();
+        .transpose()?;
     let subject = question::entity(snapshot, &subject)?;
     let verb = question::action(snapshot, &action)?;
     let resource = question::entity(snapshot, &resource)?;
@@ -196,8 +195,7 @@ impl<'j> Defaults<'j> {
             .transpose()?;
         let context = read::get(top, "context")
             .map(|v| read::context(v, "context".into()))
-            .transpose()?
-            .flatten();
+            .transpose()?;
         Ok(Defaults {
             subject: subject.map(|s| question::entity(snapshot, &s)),
             action: action.map(|a| question::action(snapshot, &a)),
@@ -238,7 +236,7 @@ impl<'j> Defaults<'j> {
         };
         // An item's context, even `{}`, replaces the default.
         let context = match own("context") {
-            Some((v, path)) => read::context(v, path)?,
+            Some((v, path)) => Some(read::context(v, path)?),
             None => self.context.clone(),
         };
         decide(snapshot, &subject, &verb, &resource, context.as_ref())

@@ -44,7 +44,8 @@ pub(super) struct Action<'j> {
     pub(super) path: Path,
 }
 
-/// A context as sent: present and non-empty.
+/// A context as sent (perhaps empty: an item's `{}` still replaces the
+/// batch's default).
 #[derive(Debug, Clone)]
 pub(super) struct Context<'j> {
     pub(super) fields: &'j Fields<'j>,
@@ -127,13 +128,10 @@ pub(super) fn action<'j>(value: &'j Json<'j>, path: Path) -> Result<Action<'j>, 
     })
 }
 
-/// A context: an object (an empty one is no context).
-pub(super) fn context<'j>(
-    value: &'j Json<'j>,
-    path: Path,
-) -> Result<Option<Context<'j>>, ApiError> {
+/// A context: an object.
+pub(super) fn context<'j>(value: &'j Json<'j>, path: Path) -> Result<Context<'j>, ApiError> {
     let fields = object(value, &path)?;
-    Ok((fields.len() > 0).then_some(Context { fields, path }))
+    Ok(Context { fields, path })
 }
 
 /// A string field; `None` when absent.

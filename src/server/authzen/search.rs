@@ -79,8 +79,7 @@ fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<
     };
     let context = read::get(top, "context")
         .map(|c| read::context(c, "context".into()))
-        .transpose()?
-        .flatten();
+        .transpose()?;
     let page = Page::read(top, kind)?;
 
     let searched = match kind {
