@@ -9,6 +9,7 @@
 mod common;
 
 mod api;
+mod authzen;
 mod fixtures;
 mod lifecycle;
 mod reload;
