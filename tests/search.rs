@@ -43,6 +43,11 @@ fn entities_of(snapshot: &Snapshot, ty: &EntityTypeName) -> Vec<EntityUid> {
         .collect()
 }
 
+/// A question with no context, from the textual forms.
+fn query(principal: &str, action: &str, resource: &str) -> Query {
+    Query::parse(principal, action, resource, json!({})).expect("a query")
+}
+
 fn placeholder(ty: &EntityTypeName) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), cedar_policy::EntityId::new(""))
 }
@@ -170,6 +175,46 @@ fn pages_agree(snapshot: &Snapshot, searched: Searched, query: &Query, label: &s
     }
 }
 
+/// Which entities of type `ty` may do `action` on `resource`: compared,
+/// and walked page by page.
+fn principals(
+    snapshot: &Snapshot,
+    ty: &EntityTypeName,
+    action: &EntityUid,
+    resource: &EntityUid,
+    note: &str,
+    tally: &mut Tally,
+) {
+    let query = Query {
+        principal: placeholder(ty),
+        action: action.clone(),
+        resource: resource.clone(),
+        context: json!({}),
+    };
+    let label = format!("{note}which {ty} {action} {resource}?");
+    compare(snapshot, Searched::Principal, &query, &label, tally);
+    pages_agree(snapshot, Searched::Principal, &query, &label);
+}
+
+/// On which entities of type `ty` may `principal` do `action`: compared.
+fn resources(
+    snapshot: &Snapshot,
+    principal: &EntityUid,
+    action: &EntityUid,
+    ty: &EntityTypeName,
+    note: &str,
+    tally: &mut Tally,
+) {
+    let query = Query {
+        principal: principal.clone(),
+        action: action.clone(),
+        resource: placeholder(ty),
+        context: json!({}),
+    };
+    let label = format!("{note}{principal} {action} which {ty}?");
+    compare(snapshot, Searched::Resource, &query, &label, tally);
+}
+
 fn bundled(views_only: bool) -> Snapshot {
     let snapshot = doorman::load(&Sources {
         policies: root().join("policies"),
@@ -201,28 +246,13 @@ fn bundled_searches_find_what_deciding_every_entity_finds() {
             // Which resources may each member use this action on?
             for principal in &members {
                 for ty in &types {
-                    let query = Query {
-                        principal: principal.clone(),
-                        action: action.clone(),
-                        resource: placeholder(ty),
-                        context: json!({}),
-                    };
-                    let label = format!("{principal} {action} which {ty}?");
-                    compare(&snapshot, Searched::Resource, &query, &label, &mut tally);
+                    resources(&snapshot, principal, action, ty, "", &mut tally);
                 }
             }
             // Which members may use it on each resource?
             for ty in &types {
                 for resource in entities_of(&snapshot, ty) {
-                    let query = Query {
-                        principal: placeholder(&member),
-                        action: action.clone(),
-                        resource: resource.clone(),
-                        context: json!({}),
-                    };
-                    let label = format!("which Member {action} {resource}?");
-                    compare(&snapshot, Searched::Principal, &query, &label, &mut tally);
-                    pages_agree(&snapshot, Searched::Principal, &query, &label);
+                    principals(&snapshot, &member, action, &resource, "", &mut tally);
                 }
             }
         }
@@ -249,46 +279,23 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
         .filter(|u| u.id().unescaped().starts_with("acme-"))
         .count();
     assert!(acme < members.len());
-    for (searched, query) in [
-        (
-            Searched::Principal,
-            Query::parse(
-                r#"Member::"""#,
-                "ViewInbox",
-                r#"Inbox::"acme-support""#,
-                json!({}),
-            ),
-        ),
-        (
-            Searched::Principal,
-            Query::parse(
-                r#"Member::"""#,
-                "RemoveTeamMember",
-                r#"Member::"acme-mia""#,
-                json!({}),
-            ),
-        ),
+    for q in [
+        query(r#"Member::"""#, "ViewInbox", r#"Inbox::"acme-support""#),
+        query(r#"Member::"""#, "RemoveTeamMember", r#"Member::"acme-mia""#),
     ] {
-        let query = query.unwrap();
         let narrowed = snapshot
-            .search(searched, &query, &[], None, usize::MAX)
+            .search(Searched::Principal, &q, &[], None, usize::MAX)
             .unwrap();
         let all = snapshot
-            .search_deciding_all(searched, &query, None, usize::MAX)
+            .search_deciding_all(Searched::Principal, &q, None, usize::MAX)
             .unwrap();
         assert_eq!(all.decided, members.len());
-        assert_eq!(narrowed.decided, acme, "{query:?}");
+        assert_eq!(narrowed.decided, acme, "{q:?}");
     }
     let inboxes = entities_of(&snapshot, &"Inbox".parse().unwrap());
-    let query = Query::parse(
-        r#"Member::"acme-ada""#,
-        "ViewInbox",
-        r#"Inbox::"""#,
-        json!({}),
-    )
-    .unwrap();
+    let q = query(r#"Member::"acme-ada""#, "ViewInbox", r#"Inbox::"""#);
     let narrowed = snapshot
-        .search(Searched::Resource, &query, &[], None, usize::MAX)
+        .search(Searched::Resource, &q, &[], None, usize::MAX)
         .unwrap();
     assert!(
         narrowed.decided < inboxes.len(),
@@ -296,15 +303,9 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
         narrowed.decided,
         inboxes.len()
     );
-    let query = Query::parse(
-        r#"Member::"""#,
-        "ViewInbox",
-        r#"Inbox::"acme-support""#,
-        json!({}),
-    )
-    .unwrap();
+    let q = query(r#"Member::"""#, "ViewInbox", r#"Inbox::"acme-support""#);
     let page = snapshot
-        .search(Searched::Principal, &query, &[], None, usize::MAX)
+        .search(Searched::Principal, &q, &[], None, usize::MAX)
         .unwrap();
     assert!(!page.results.is_empty());
     assert!(
@@ -315,26 +316,14 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
         page.results
     );
     // An unknown type has no candidates; an unknown action is refused.
-    let query = Query::parse(
-        r#"Spaceship::"""#,
-        "ViewInbox",
-        r#"Inbox::"acme-support""#,
-        json!({}),
-    )
-    .unwrap();
+    let q = query(r#"Spaceship::"""#, "ViewInbox", r#"Inbox::"acme-support""#);
     let page = snapshot
-        .search(Searched::Principal, &query, &[], None, 10)
+        .search(Searched::Principal, &q, &[], None, 10)
         .unwrap();
     assert_eq!((page.results, page.next, page.decided), (vec![], None, 0));
-    let query = Query::parse(
-        r#"Member::"""#,
-        "Fly",
-        r#"Inbox::"acme-support""#,
-        json!({}),
-    )
-    .unwrap();
+    let q = query(r#"Member::"""#, "Fly", r#"Inbox::"acme-support""#);
     let e = snapshot
-        .search(Searched::Principal, &query, &[], None, 10)
+        .search(Searched::Principal, &q, &[], None, 10)
         .unwrap_err();
     assert_eq!(e.field, "action");
 }
@@ -375,8 +364,17 @@ const PERMITS: &[&str] = &[
     "permit (principal, action == Action::\"audit\", resource in Org::\"o1\");",
 ];
 
-fn maybe(rng: &mut Rng, percent: usize, v: Value) -> Option<Value> {
-    rng.chance(percent).then_some(v)
+/// Sets attribute `name` to `value` in `percent` of the cases.
+fn maybe(
+    rng: &mut Rng,
+    attrs: &mut serde_json::Map<String, Value>,
+    name: &str,
+    percent: usize,
+    value: Value,
+) {
+    if rng.chance(percent) {
+        attrs.insert(name.to_owned(), value);
+    }
 }
 
 fn world(rng: &mut Rng) -> Value {
@@ -403,21 +401,15 @@ fn world(rng: &mut Rng) -> Value {
     for i in 0..4 {
         let o = some_org(rng);
         let mut attrs = serde_json::Map::new();
-        if let Some(v) = maybe(rng, 80, o.clone()) {
-            attrs.insert("org".into(), v);
-        }
+        maybe(rng, &mut attrs, "org", 80, o.clone());
         out.push(json!({"uid": team(i), "attrs": attrs, "parents": [o]}));
     }
     for i in 0..10 {
         let mut attrs = serde_json::Map::new();
         let o = some_org(rng);
         let t = team(rng.below(4));
-        if let Some(v) = maybe(rng, 80, o.clone()) {
-            attrs.insert("org".into(), v);
-        }
-        if let Some(v) = maybe(rng, 70, t.clone()) {
-            attrs.insert("team".into(), v);
-        }
+        maybe(rng, &mut attrs, "org", 80, o.clone());
+        maybe(rng, &mut attrs, "team", 70, t.clone());
         if rng.chance(60) {
             let orgs: Vec<Value> = (0..rng.below(3)).map(|_| some_org(rng)).collect();
             attrs.insert("orgs".into(), Value::Array(orgs));
@@ -435,20 +427,12 @@ fn world(rng: &mut Rng) -> Value {
         let mut attrs = serde_json::Map::new();
         let o = some_org(rng);
         let t = team(rng.below(4));
-        if let Some(v) = maybe(rng, 80, o.clone()) {
-            attrs.insert("org".into(), v);
-        }
-        if let Some(v) = maybe(rng, 60, t.clone()) {
-            attrs.insert("team".into(), v);
-        }
+        maybe(rng, &mut attrs, "org", 80, o.clone());
+        maybe(rng, &mut attrs, "team", 60, t.clone());
         let owner = user(rng.below(11));
-        if let Some(v) = maybe(rng, 70, owner) {
-            attrs.insert("owner".into(), v);
-        }
+        maybe(rng, &mut attrs, "owner", 70, owner);
         let public = json!(rng.chance(50));
-        if let Some(v) = maybe(rng, 70, public) {
-            attrs.insert("public".into(), v);
-        }
+        maybe(rng, &mut attrs, "public", 70, public);
         let mut parents = vec![o];
         if rng.chance(50) {
             parents.push(t);
@@ -496,26 +480,12 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
         let doc: EntityTypeName = "Doc".parse().unwrap();
         for action in ["read", "edit", "audit"] {
             let action = doorman::decide::parse_action(action).unwrap();
+            let note = format!("trial {trial}:\n{policies}\n");
             for u in entities_of(&snapshot, &user) {
-                let query = Query {
-                    principal: u.clone(),
-                    action: action.clone(),
-                    resource: placeholder(&doc),
-                    context: json!({}),
-                };
-                let label = format!("trial {trial}: {u} {action} which Doc?\n{policies}");
-                compare(&snapshot, Searched::Resource, &query, &label, &mut tally);
+                resources(&snapshot, &u, &action, &doc, &note, &mut tally);
             }
             for d in entities_of(&snapshot, &doc) {
-                let query = Query {
-                    principal: placeholder(&user),
-                    action: action.clone(),
-                    resource: d.clone(),
-                    context: json!({}),
-                };
-                let label = format!("trial {trial}: which User {action} {d}?\n{policies}");
-                compare(&snapshot, Searched::Principal, &query, &label, &mut tally);
-                pages_agree(&snapshot, Searched::Principal, &query, &label);
+                principals(&snapshot, &user, &action, &d, &note, &mut tally);
             }
         }
     }

@@ -115,6 +115,15 @@ impl ApiError {
         self.code.status()
     }
 
+    /// A batch over `--max-batch`: `n` `items` in `field`, `max` allowed.
+    pub fn batch_too_large(field: &str, items: &str, n: usize, max: usize) -> Self {
+        ApiError::at(
+            Code::BatchTooLarge,
+            field,
+            format!("{n} {items} in one batch; the limit is {max}"),
+        )
+    }
+
     /// The same error, placed inside `path` (`requests[3]`): the field
     /// becomes `requests[3].principal`, or `requests[3]` if it had none.
     pub fn within(self, path: &str) -> Self {

@@ -96,6 +96,11 @@ fn as_set(items: Vec<String>) -> BTreeSet<String> {
     items.into_iter().collect()
 }
 
+/// What a search request finds, as a set.
+async fn finds(c: &mut Conn<tokio::net::TcpStream>, path: &str, body: &Value) -> BTreeSet<String> {
+    as_set(found(&c.post(path, body).await))
+}
+
 // ------------------------------------------------------------ transport
 
 #[tokio::test]
@@ -712,19 +717,16 @@ async fn searches_find_what_evaluations_allow_page_by_page() {
     let mut with_id = who_reads.clone();
     with_id["subject"] = json!({"type": "user", "id": "alice", "properties": {"role": "admin"}});
     with_id["context"] = json!({"time": "2025-06-27T18:03-07:00", "ip": "192.168.1.1"});
-    assert_eq!(as_set(found(&c.post(SUBJECTS, &with_id).await)), set(&acme));
+    assert_eq!(finds(&mut c, SUBJECTS, &with_id).await, set(&acme));
     // The other tenant's record: its users only.
     let mut globex = who_reads.clone();
     globex["resource"] = record("record-9");
-    assert_eq!(
-        as_set(found(&c.post(SUBJECTS, &globex).await)),
-        set(&["gil", "gus"])
-    );
+    assert_eq!(finds(&mut c, SUBJECTS, &globex).await, set(&["gil", "gus"]));
     // Writers of record-1: users without a role.
     let mut writers = who_reads.clone();
     writers["action"] = act("write");
     assert_eq!(
-        as_set(found(&c.post(SUBJECTS, &writers).await)),
+        finds(&mut c, SUBJECTS, &writers).await,
         set(&["alice", "carol", "erin"])
     );
 
@@ -732,20 +734,20 @@ async fn searches_find_what_evaluations_allow_page_by_page() {
     let alice_reads =
         json!({"subject": user("alice"), "action": act("read"), "resource": {"type": "record"}});
     assert_eq!(
-        as_set(found(&c.post(RESOURCES, &alice_reads).await)),
+        finds(&mut c, RESOURCES, &alice_reads).await,
         set(&["record-1", "record-2", "record-3"])
     );
     let mut with_id = alice_reads.clone();
     with_id["resource"] = record("record-1");
     with_id["context"] = json!({"ip": "192.168.1.1"});
     assert_eq!(
-        as_set(found(&c.post(RESOURCES, &with_id).await)),
+        finds(&mut c, RESOURCES, &with_id).await,
         set(&["record-1", "record-2", "record-3"])
     );
     let alice_writes =
         json!({"subject": user("alice"), "action": act("write"), "resource": {"type": "record"}});
     assert_eq!(
-        as_set(found(&c.post(RESOURCES, &alice_writes).await)),
+        finds(&mut c, RESOURCES, &alice_writes).await,
         set(&["record-1", "record-3"])
     );
 

@@ -63,13 +63,11 @@ pub(super) fn batch(state: &State, body: &Bytes, explain: bool) -> Response<Body
         let semantic = Semantic::read(top)?;
         let max = state.config().max_batch;
         if items.len() > max {
-            return Err(ApiError::at(
-                Code::BatchTooLarge,
+            return Err(ApiError::batch_too_large(
                 "evaluations",
-                format!(
-                    "{} evaluations in one request; the limit is {max}",
-                    items.len()
-                ),
+                "evaluations",
+                items.len(),
+                max,
             ));
         }
         let snapshot = state.snapshot().ok_or_else(|| not_ready(state))?;

@@ -162,13 +162,11 @@ pub fn parse_batch(value: Value, max_batch: usize) -> Result<Batch, ApiError> {
         }
     };
     if requests.len() > max_batch {
-        return Err(ApiError::at(
-            Code::BatchTooLarge,
+        return Err(ApiError::batch_too_large(
             "requests",
-            format!(
-                "{} requests in one batch; the limit is {max_batch}",
-                requests.len()
-            ),
+            "requests",
+            requests.len(),
+            max_batch,
         ));
     }
     let entities = entity_list(map.remove("entities"), "entities")?;
