@@ -10,7 +10,9 @@
 //! - the bundled model over the sample world, every member as principal
 //!   for every action and resource type, every entity as resource for
 //!   every action, on the small-store path and on per-request views;
-//! - generated worlds under forbids written to trip the narrowing: chains
+//! - generated worlds under forbids written to trip the narrowing (with
+//!   optional attributes and no validation, and again strictly validated,
+//!   where candidates come from the ancestor lists): chains
 //!   with `in`, `==`, entity literals, set attributes, optional attributes
 //!   that are missing, attributes naming entities that are not stored,
 //!   attributes that are not entities, and `||` it must not read;
@@ -330,6 +332,8 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
 
 // ------------------------------------------------------ generated worlds
 
+/// Attributes optional, for unvalidated policies that read them unguarded:
+/// the errors the narrowing must never mistake for a `false`.
 const SCHEMA: &str = r#"
 entity Org in [Org] = { parent?: Org };
 entity Team in [Org] = { org?: Org };
@@ -340,14 +344,26 @@ action read, edit in [group] appliesTo { principal: User, resource: Doc };
 action audit appliesTo { principal: User, resource: Doc };
 "#;
 
+/// The same attributes required, for strictly validated policies: where
+/// the narrowing finds candidates through the ancestor lists.
+const STRICT_SCHEMA: &str = r#"
+entity Org in [Org] = { parent?: Org };
+entity Team in [Org] = { org: Org };
+entity User in [Team, Org] = { org: Org, team: Team, orgs: Set<Org>, name: String };
+entity Doc in [Team, Org] = { org: Org, team: Team, owner: User, public: Bool };
+action group;
+action read, edit in [group] appliesTo { principal: User, resource: Doc };
+action audit appliesTo { principal: User, resource: Doc };
+"#;
+
 /// Forbids for the narrowing to read (or to leave alone); each world gets
-/// a few of them.
+/// a few of them. The one marked `UNTYPED` does not validate.
 const FORBIDS: &[&str] = &[
     "forbid (principal, action, resource) unless { principal in principal.org && resource in principal.org };",
     "forbid (principal, action, resource) unless { resource in principal.org };",
     "forbid (principal, action == Action::\"edit\", resource) unless { resource.owner == principal };",
     "forbid (principal, action in Action::\"group\", resource is Doc) unless { resource in principal.orgs };",
-    "forbid (principal, action, resource) unless { principal.name in resource.org };",
+    UNTYPED,
     "forbid (principal, action, resource) unless { resource.team in principal.team && principal in Org::\"o1\" };",
     "forbid (principal is User, action, resource) unless { Org::\"o0\" in resource.org || principal in resource.team };",
     "forbid (principal, action, resource) unless { principal.org == resource.org };",
@@ -357,6 +373,9 @@ const FORBIDS: &[&str] = &[
     "forbid (principal, action, resource) when { resource.public == false };",
 ];
 
+const UNTYPED: &str =
+    "forbid (principal, action, resource) unless { principal.name in resource.org };";
+
 const PERMITS: &[&str] = &[
     "permit (principal, action, resource);",
     "permit (principal, action == Action::\"read\", resource) when { resource.public };",
@@ -364,20 +383,23 @@ const PERMITS: &[&str] = &[
     "permit (principal, action == Action::\"audit\", resource in Org::\"o1\");",
 ];
 
-/// Sets attribute `name` to `value` in `percent` of the cases.
+/// Sets attribute `name` to `value` in `percent` of the cases (in all of
+/// them when `all`).
 fn maybe(
     rng: &mut Rng,
     attrs: &mut serde_json::Map<String, Value>,
-    name: &str,
+    (name, all): (&str, bool),
     percent: usize,
     value: Value,
 ) {
-    if rng.chance(percent) {
+    if all || rng.chance(percent) {
         attrs.insert(name.to_owned(), value);
     }
 }
 
-fn world(rng: &mut Rng) -> Value {
+/// A world for the schemas above; `all`: every attribute set (for the
+/// strict schema).
+fn world(rng: &mut Rng, all: bool) -> Value {
     let org = |i: usize| json!({"type": "Org", "id": format!("o{i}")});
     let team = |i: usize| json!({"type": "Team", "id": format!("t{i}")});
     let user = |i: usize| json!({"type": "User", "id": format!("u{i}")});
@@ -401,20 +423,20 @@ fn world(rng: &mut Rng) -> Value {
     for i in 0..4 {
         let o = some_org(rng);
         let mut attrs = serde_json::Map::new();
-        maybe(rng, &mut attrs, "org", 80, o.clone());
+        maybe(rng, &mut attrs, ("org", all), 80, o.clone());
         out.push(json!({"uid": team(i), "attrs": attrs, "parents": [o]}));
     }
     for i in 0..10 {
         let mut attrs = serde_json::Map::new();
         let o = some_org(rng);
         let t = team(rng.below(4));
-        maybe(rng, &mut attrs, "org", 80, o.clone());
-        maybe(rng, &mut attrs, "team", 70, t.clone());
-        if rng.chance(60) {
+        maybe(rng, &mut attrs, ("org", all), 80, o.clone());
+        maybe(rng, &mut attrs, ("team", all), 70, t.clone());
+        if all || rng.chance(60) {
             let orgs: Vec<Value> = (0..rng.below(3)).map(|_| some_org(rng)).collect();
             attrs.insert("orgs".into(), Value::Array(orgs));
         }
-        if rng.chance(30) {
+        if all || rng.chance(30) {
             attrs.insert("name".into(), json!(format!("user {i}")));
         }
         let mut parents = vec![o];
@@ -427,12 +449,12 @@ fn world(rng: &mut Rng) -> Value {
         let mut attrs = serde_json::Map::new();
         let o = some_org(rng);
         let t = team(rng.below(4));
-        maybe(rng, &mut attrs, "org", 80, o.clone());
-        maybe(rng, &mut attrs, "team", 60, t.clone());
+        maybe(rng, &mut attrs, ("org", all), 80, o.clone());
+        maybe(rng, &mut attrs, ("team", all), 60, t.clone());
         let owner = user(rng.below(11));
-        maybe(rng, &mut attrs, "owner", 70, owner);
+        maybe(rng, &mut attrs, ("owner", all), 70, owner);
         let public = json!(rng.chance(50));
-        maybe(rng, &mut attrs, "public", 70, public);
+        maybe(rng, &mut attrs, ("public", all), 70, public);
         let mut parents = vec![o];
         if rng.chance(50) {
             parents.push(t);
@@ -445,6 +467,23 @@ fn world(rng: &mut Rng) -> Value {
 #[test]
 fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
     let mut rng = Rng(0x5EA2C4);
+    for strict in [false, true] {
+        let tally = generated_worlds(&mut rng, strict);
+        println!(
+            "strict {strict}: {} searches, {} results, {} decisions spared by the narrowing",
+            tally.searches, tally.found, tally.spared
+        );
+        assert!(tally.found > 1000, "only {} results compared", tally.found);
+        assert!(
+            tally.spared > 1000,
+            "the narrowing spared {} decisions",
+            tally.spared
+        );
+    }
+}
+
+/// Forty worlds under random forbids and permits, every search compared.
+fn generated_worlds(rng: &mut Rng, strict: bool) -> Tally {
     let mut tally = Tally::default();
     for trial in 0..40 {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -456,6 +495,9 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
         let mut policies = String::new();
         for _ in 0..1 + rng.below(3) {
             let forbid: &&str = rng.pick(FORBIDS);
+            if strict && *forbid == UNTYPED {
+                continue;
+            }
             policies.push_str(forbid);
             policies.push('\n');
         }
@@ -465,15 +507,20 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
             policies.push('\n');
         }
         write("policies/p.cedar", &policies);
-        write("schema/s.cedarschema", SCHEMA);
-        write("entities/world.json", &world(&mut rng).to_string());
+        write(
+            "schema/s.cedarschema",
+            if strict { STRICT_SCHEMA } else { SCHEMA },
+        );
+        write("entities/world.json", &world(rng, strict).to_string());
         let snapshot = doorman::load(&Sources {
             policies: dir.path().join("policies"),
             schema: Some(dir.path().join("schema")),
             entities: vec![dir.path().join("entities")],
-            // Unvalidated policies may read optional attributes unguarded:
-            // the errors the narrowing must never mistake for a `false`.
-            validation: ValidationMode::Off,
+            validation: if strict {
+                ValidationMode::Strict
+            } else {
+                ValidationMode::Off
+            },
         })
         .unwrap_or_else(|e| panic!("trial {trial}: {e}\n{policies}"));
         let user: EntityTypeName = "User".parse().unwrap();
@@ -489,14 +536,5 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
             }
         }
     }
-    println!(
-        "{} searches, {} results, {} decisions spared by the narrowing",
-        tally.searches, tally.found, tally.spared
-    );
-    assert!(tally.found > 1000, "only {} results compared", tally.found);
-    assert!(
-        tally.spared > 1000,
-        "the narrowing spared {} decisions",
-        tally.spared
-    );
+    tally
 }

@@ -28,18 +28,30 @@
 //! real decision decides. `tests/authzen.rs` holds the narrowed search
 //! against deciding every candidate.
 //!
+//! Testing every candidate this way still reads every record of the type.
+//! Under a strictly validated policy set the guards say more: Cedar's
+//! validator accepted `principal.company` unguarded, so every stored
+//! principal has a `company` and every link read here evaluates without
+//! an error. A chain `principal in principal.company && resource in
+//! principal.company` can then only be true for a principal under one of
+//! the resource's ancestors (of the attribute's declared type: the
+//! resource's `Company`), and one `resource in E` only for a resource
+//! under `E`. Those entities are the [`Narrowing::within`] anchors, and the
+//! store's per-group ancestor lists yield the candidates under them
+//! without reading the others; each is still tested and decided.
+//!
 //! Guards read the stored entities only: a search with request-scoped
 //! entities (AuthZEN `properties`) is not narrowed.
 
 use std::sync::Arc;
 
 use cedar_policy_core::ast::{
-    ActionConstraint, BinaryOp, Effect, EntityType, EntityUID, Expr, ExprKind, Literal,
+    ActionConstraint, BinaryOp, Effect, Eid, EntityType, EntityUID, Expr, ExprKind, Literal,
     PrincipalOrResourceConstraint, UnaryOp, Var,
 };
 use smol_str::SmolStr;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, ValidationMode};
 use crate::store::{Key, Record, Store, Val};
 
 /// Which request variable is the searched one.
@@ -87,7 +99,12 @@ pub(super) enum Narrowing {
     /// A forbid applies to every candidate: there is nothing to find.
     Nothing,
     /// These guards rule candidates out (none: every candidate is decided).
-    Guards(Vec<Guard>),
+    Guards {
+        guards: Vec<Guard>,
+        /// When set, only candidates that are one of these entities or
+        /// under one can be allowed.
+        within: Option<Vec<EntityUID>>,
+    },
 }
 
 /// An entity as a link sees it.
@@ -149,6 +166,10 @@ impl Narrowing {
         let store = snapshot.store();
         let action_ancestors = store.ancestors(action);
         let mut guards = Vec::new();
+        let mut within: Option<Vec<EntityUID>> = None;
+        // Links over required attributes cannot raise errors (see above).
+        let strict = snapshot.validation() == ValidationMode::Strict;
+        let schema = snapshot.schema().filter(|_| strict);
         for policy in snapshot.policy_set().policies() {
             let ast: &cedar_policy_core::ast::Policy = policy.as_ref();
             if ast.effect() != Effect::Forbid {
@@ -192,16 +213,33 @@ impl Narrowing {
                 Some(g) if matches!(g.links.first(), Some(Link::False)) => {
                     return Narrowing::Nothing;
                 }
-                Some(g) => guards.push(g),
+                Some(g) => {
+                    if let Some(schema) = schema
+                        && let Some(anchors) = g.anchors(&env, ty, schema)
+                        && within.as_ref().is_none_or(|w| anchors.len() < w.len())
+                    {
+                        within = Some(anchors);
+                    }
+                    guards.push(g);
+                }
                 None => {}
             }
         }
-        Narrowing::Guards(guards)
+        Narrowing::Guards { guards, within }
+    }
+
+    /// The entities the candidates must be (or be under), if the policies
+    /// say.
+    pub(super) fn within(&self) -> Option<&[EntityUID]> {
+        match self {
+            Narrowing::Nothing => Some(&[]),
+            Narrowing::Guards { within, .. } => within.as_deref(),
+        }
     }
 
     /// Whether `candidate` is certainly denied by one of the guards.
     pub(super) fn rules_out(&self, store: &Store, fixed: &Fixed<'_>, candidate: &Record) -> bool {
-        let Narrowing::Guards(guards) = self else {
+        let Narrowing::Guards { guards, .. } = self else {
             return true;
         };
         let env = Env {
@@ -270,6 +308,84 @@ impl Guard {
         }
     }
 
+    /// The entities a candidate must be or be under for this chain to be
+    /// true, when the links say (`None` when they do not). Only for a
+    /// strictly validated policy set over a conforming store, where the
+    /// links read here raise no error, so a chain that is not true is
+    /// false and the forbid denies; links after one whose fixed side does
+    /// not evaluate are not used.
+    fn anchors(
+        &self,
+        env: &Env<'_>,
+        ty: &EntityType,
+        schema: &cedar_policy::Schema,
+    ) -> Option<Vec<EntityUID>> {
+        let sound = |t: &Term| t.candidate() || t.value(env).is_some();
+        let len = self
+            .links
+            .iter()
+            .take_while(|l| match l {
+                Link::In(a, b) | Link::Eq(a, b) => sound(a) && sound(b),
+                Link::False => true,
+                Link::Unknown => false,
+            })
+            .count();
+        let links = &self.links[..len];
+        let uid = |e: Ent<'_>| EntityUID::from_components(e.ty.clone(), Eid::new(e.id), None);
+        let values = |t: &Term| -> Option<Vec<EntityUID>> {
+            match t.value(env)? {
+                Value::One(e) => Some(vec![uid(e)]),
+                Value::Set(items) => items
+                    .iter()
+                    .map(|v| match v {
+                        Val::Entity(k) => Some(k.uid()),
+                        _ => None,
+                    })
+                    .collect(),
+            }
+        };
+        let mut best: Option<Vec<EntityUID>> = None;
+        for link in links {
+            let found = match link {
+                // Every candidate is ruled out.
+                Link::False => Some(Vec::new()),
+                Link::In(Term::Candidate, t) if !t.candidate() => values(t),
+                Link::Eq(Term::Candidate, t) | Link::Eq(t, Term::Candidate) if !t.candidate() => {
+                    match t.value(env)? {
+                        Value::One(e) => Some(vec![uid(e)]),
+                        Value::Set(_) => None,
+                    }
+                }
+                // `candidate in candidate.a && fixed in candidate.a`: the
+                // candidate is under one of the fixed entity's ancestors
+                // (or the fixed entity), of the type `a` is declared with.
+                Link::In(Term::Candidate, Term::Attr { candidate: true, name })
+                    if links.iter().any(|l| {
+                        matches!(l, Link::In(Term::Fixed, Term::Attr { candidate: true, name: n }) if n == name)
+                    }) =>
+                {
+                    let declared = declared_entity_type(schema, ty, name);
+                    let fixed = Ent::of_uid(env.fixed.uid);
+                    let ancestors = env.fixed.record.map_or(&[][..], |r| &r.ancestors[..]);
+                    Some(
+                        std::iter::once(fixed)
+                            .chain(ancestors.iter().map(Ent::of_key))
+                            .filter(|e| declared.is_none_or(|d| e.ty == d))
+                            .map(uid)
+                            .collect(),
+                    )
+                }
+                _ => None,
+            };
+            if let Some(found) = found
+                && best.as_ref().is_none_or(|b| found.len() < b.len())
+            {
+                best = Some(found);
+            }
+        }
+        best
+    }
+
     /// The chain's value for the candidate in `env`: `None` when unknown
     /// (or when Cedar would raise an error).
     fn value(&self, env: &Env<'_>) -> Option<bool> {
@@ -279,6 +395,22 @@ impl Guard {
             }
         }
         Some(true)
+    }
+}
+
+/// The one entity type the schema declares for attribute `attr` of `ty`.
+fn declared_entity_type<'s>(
+    schema: &'s cedar_policy::Schema,
+    ty: &EntityType,
+    attr: &str,
+) -> Option<&'s EntityType> {
+    use cedar_policy_core::validator::ValidatorSchema;
+    use cedar_policy_core::validator::types::{EntityKind, Type};
+    let validator: &ValidatorSchema = schema.as_ref();
+    let declared = validator.get_entity_type(ty)?.attr(attr)?;
+    match &*declared.attr_type {
+        Type::Entity(EntityKind::Entity(lub)) => lub.get_single_entity(),
+        _ => None,
     }
 }
 

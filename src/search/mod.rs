@@ -10,7 +10,9 @@
 //!   type, found through the store's per-type index (never a walk over the
 //!   whole store), in the store's fixed order, and first narrowed by the
 //!   forbids that certainly deny most of them ([`guard`]): a tenant's
-//!   isolation rule leaves one tenant's entities to decide;
+//!   isolation rule leaves one tenant's entities to decide, and under a
+//!   strictly validated policy set they are found through the index's
+//!   ancestor lists without reading the other tenants' records;
 //! - for an action, every action the schema declares for the principal's
 //!   and the resource's types (without a schema, every action the policies
 //!   name), in the order of their names.
@@ -190,16 +192,23 @@ impl Snapshot {
         let narrowing = if narrow && layers.is_empty() {
             Narrowing::read(self, side, ty, query.action.as_ref(), &fixed)
         } else {
-            Narrowing::Guards(Vec::new())
+            Narrowing::Guards {
+                guards: Vec::new(),
+                within: None,
+            }
         };
         if matches!(narrowing, Narrowing::Nothing) {
             return Ok(Page::empty());
         }
         let mut asked = query.clone();
-        let candidates = self
-            .store
-            .of_type(ty, after)
-            .filter(|(_, r)| !narrowing.rules_out(&self.store, &fixed, r));
+        // Under the entities the policies confine the candidates to, when
+        // they say; else every entity of the type.
+        let store = &self.store;
+        let candidates: Box<dyn Iterator<Item = _>> = match narrowing.within() {
+            Some(anchors) => Box::new(store.of_type_under(ty, anchors, after)),
+            None => Box::new(store.of_type(ty, after)),
+        };
+        let candidates = candidates.filter(|(_, r)| !narrowing.rules_out(store, &fixed, r));
         collect(
             candidates,
             limit,
