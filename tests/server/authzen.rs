@@ -857,6 +857,11 @@ async fn searches_find_what_evaluations_allow_page_by_page() {
             "action",
         ),
         (
+            RESOURCES,
+            json!({"subject": {"type": "a b", "id": "x"}, "action": act("read"), "resource": {"type": "record"}}),
+            "subject.type",
+        ),
+        (
             SUBJECTS,
             json!({"subject": {"type": "user"}, "action": act("read"), "resource": record("record-1"), "context": {"mood": "x"}}),
             "context",
