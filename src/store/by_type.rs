@@ -125,10 +125,6 @@ impl ShardTypes {
     fn group(&self, ty: &EntityType) -> Option<&Group> {
         self.groups.iter().find(|g| g.records[0].key.ty() == ty)
     }
-
-    fn of_type(&self, ty: &EntityType) -> &[Arc<Record>] {
-        self.group(ty).map_or(&[], |g| &g.records[..])
-    }
 }
 
 /// A place in the walk over one type's records: after the record `id` of
@@ -173,21 +169,7 @@ impl Store {
         ty: &'s EntityType,
         after: Option<&'s Position>,
     ) -> impl Iterator<Item = (u32, &'s Arc<Record>)> + 's {
-        let first = after.map_or(0, |p| p.shard as usize);
-        self.types
-            .iter()
-            .enumerate()
-            .skip(first)
-            .flat_map(move |(i, types)| {
-                let group = types.of_type(ty);
-                let from = match after {
-                    Some(p) if p.shard as usize == i => {
-                        group.partition_point(|r| r.key.id() <= p.id.as_str())
-                    }
-                    _ => 0,
-                };
-                group[from..].iter().map(move |r| (i as u32, r))
-            })
+        self.walk(ty, after, |g| g.records.iter())
     }
 
     /// [`Store::of_type`] narrowed to the records that are one of
@@ -199,23 +181,35 @@ impl Store {
         anchors: &'s [EntityUID],
         after: Option<&'s Position>,
     ) -> impl Iterator<Item = (u32, &'s Arc<Record>)> + 's {
+        self.walk(ty, after, move |g| {
+            g.under(anchors).into_iter().map(move |p| &g.records[p])
+        })
+    }
+
+    /// The records `pick` takes from each shard's group of `ty` (in id
+    /// order), shard by shard, after `after`.
+    fn walk<'s, I>(
+        &'s self,
+        ty: &'s EntityType,
+        after: Option<&'s Position>,
+        pick: impl Fn(&'s Group) -> I + Copy + 's,
+    ) -> impl Iterator<Item = (u32, &'s Arc<Record>)> + 's
+    where
+        I: Iterator<Item = &'s Arc<Record>> + 's,
+    {
         let first = after.map_or(0, |p| p.shard as usize);
         self.types
             .iter()
             .enumerate()
             .skip(first)
             .flat_map(move |(i, types)| {
-                let (records, places) = match types.group(ty) {
-                    Some(g) => (&g.records[..], g.under(anchors)),
-                    None => (&[][..], Vec::new()),
-                };
-                places
+                let after = after.filter(|p| p.shard as usize == i);
+                types
+                    .group(ty)
+                    .map(pick)
                     .into_iter()
-                    .map(move |p| &records[p])
-                    .filter(move |r| match after {
-                        Some(p) if p.shard as usize == i => r.key.id() > p.id.as_str(),
-                        _ => true,
-                    })
+                    .flatten()
+                    .filter(move |r| after.is_none_or(|p| r.key.id() > p.id.as_str()))
                     .map(move |r| (i as u32, r))
             })
     }
