@@ -25,7 +25,7 @@
 //! raised an error (a missing attribute, a value that is not an entity):
 //! Cedar then finds the forbid satisfied and denies, whatever the permits
 //! say. Wherever this evaluation is unsure it keeps the candidate, and the
-//! real decision decides. `tests/authzen.rs` holds the narrowed search
+//! real decision decides. `tests/search.rs` holds the narrowed search
 //! against deciding every candidate.
 //!
 //! Testing every candidate this way still reads every record of the type.
