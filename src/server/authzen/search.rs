@@ -9,9 +9,12 @@
 //! (`next_token` is `""` on the last page).
 //!
 //! An unknown searched type, even one no Cedar type could be, has no
-//! entities: `{"results": []}`, never a 400. The input parts (the other
-//! entity, the action, the context) are read and mapped exactly as for an
-//! evaluation, so what an evaluation refuses a search refuses too.
+//! entities: `{"results": []}`, never a 400; so has a given type the
+//! action does not take (AuthZEN asks for empty results, not errors, for
+//! unknown types). The input parts (the other entity, the action, the
+//! context) are otherwise read and mapped exactly as for an evaluation, so
+//! what an evaluation refuses about them (a malformed type name, an
+//! unknown action, a context the action does not take) a search refuses.
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
