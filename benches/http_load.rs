@@ -4,7 +4,11 @@
 //! then drives it with keep-alive HTTP/1.1 connections (hyper's client, one
 //! task per connection, each sending its next request as soon as the last
 //! answer arrives) and reports requests/s and p50/p99/p99.9 latency for
-//! single decisions at 1, 8 and 64 connections and for batches of 100.
+//! single decisions at 1, 8 and 64 connections and for batches of 100,
+//! through doorman's own `/v1/is_authorized` and through AuthZEN's
+//! `/access/v1/evaluation` (the same questions, each scenario run right
+//! after its `/v1` twin), and the cost of an AuthZEN evaluation relative
+//! to `/v1/is_authorized` (target: at most 1.1×).
 //!
 //! Run it with `cargo bench --bench http_load`. `DOORMAN_LOAD_SECS` sets
 //! each scenario's measured duration (default 5); `DOORMAN_LOAD_CLIENT_THREADS`
@@ -29,83 +33,111 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+/// A question on the bundled model and the decision it must get.
+struct Question {
+    principal: (&'static str, &'static str),
+    action: &'static str,
+    resource: (&'static str, &'static str),
+    context: Value,
+    allow: bool,
+}
+
 /// Requests on the bundled model with the decision each must get.
-fn requests() -> Vec<(Value, &'static str)> {
-    let q = |p: &str, a: &str, r: &str, c: Value| json!({"principal": p, "action": {"type": "Action", "id": a}, "resource": r, "context": c});
+fn questions() -> Vec<Question> {
+    let q = |principal, action, resource, context, allow| Question {
+        principal,
+        action,
+        resource,
+        context,
+        allow,
+    };
     vec![
-        (
-            q(
-                "Member::\"acme-ada\"",
-                "ViewInbox",
-                "Inbox::\"acme-support\"",
-                json!({}),
-            ),
-            "allow",
+        q(
+            ("Member", "acme-ada"),
+            "ViewInbox",
+            ("Inbox", "acme-support"),
+            json!({}),
+            true,
         ),
-        (
-            q(
-                "Member::\"acme-mia\"",
-                "ViewInbox",
-                "Inbox::\"acme-support\"",
-                json!({}),
-            ),
-            "allow",
+        q(
+            ("Member", "acme-mia"),
+            "ViewInbox",
+            ("Inbox", "acme-support"),
+            json!({}),
+            true,
         ),
-        (
-            q(
-                "Member::\"acme-abe\"",
-                "RemoveTeamMember",
-                "Member::\"acme-mia\"",
-                json!({}),
-            ),
-            "allow",
+        q(
+            ("Member", "acme-abe"),
+            "RemoveTeamMember",
+            ("Member", "acme-mia"),
+            json!({}),
+            true,
         ),
-        (
-            q(
-                "Member::\"acme-max\"",
-                "ModifyTeamMember",
-                "Member::\"acme-mia\"",
-                json!({}),
-            ),
-            "deny",
+        q(
+            ("Member", "acme-max"),
+            "ModifyTeamMember",
+            ("Member", "acme-mia"),
+            json!({}),
+            false,
         ),
-        (
-            q(
-                "Member::\"acme-max\"",
-                "ManageApiKeys",
-                "Company::\"acme\"",
-                json!({}),
-            ),
-            "deny",
+        q(
+            ("Member", "acme-max"),
+            "ManageApiKeys",
+            ("Company", "acme"),
+            json!({}),
+            false,
         ),
-        (
-            q(
-                "Member::\"acme-ada\"",
-                "ModifyBilling",
-                "Company::\"globex\"",
-                json!({}),
-            ),
-            "deny",
+        q(
+            ("Member", "acme-ada"),
+            "ModifyBilling",
+            ("Company", "globex"),
+            json!({}),
+            false,
         ),
-        (
-            q(
-                "Member::\"acme-max\"",
-                "InviteMember",
-                "Company::\"acme\"",
-                json!({"role": "agent"}),
-            ),
-            "allow",
+        q(
+            ("Member", "acme-max"),
+            "InviteMember",
+            ("Company", "acme"),
+            json!({"role": "agent"}),
+            true,
         ),
-        (
-            q(
-                "Member::\"acme-mia\"",
-                "ModifyBilling",
-                "Company::\"acme\"",
-                json!({}),
-            ),
-            "deny",
+        q(
+            ("Member", "acme-mia"),
+            "ModifyBilling",
+            ("Company", "acme"),
+            json!({}),
+            false,
         ),
     ]
+}
+
+/// Which API a scenario speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    /// `/v1/is_authorized` and `/v1/batch_is_authorized`.
+    V1,
+    /// AuthZEN's `/access/v1/evaluation`.
+    AuthZen,
+}
+
+impl Question {
+    /// The question as `api`'s request body.
+    fn body(&self, api: Api) -> Value {
+        match api {
+            Api::V1 => json!({
+                "principal": format!("{}::\"{}\"", self.principal.0, self.principal.1),
+                "action": {"type": "Action", "id": self.action},
+                "resource": format!("{}::\"{}\"", self.resource.0, self.resource.1),
+                "context": self.context,
+            }),
+            Api::AuthZen => json!({
+                "subject": {"type": self.principal.0, "id": self.principal.1},
+                "action": {"name": self.action},
+                "resource": {"type": self.resource.0, "id": self.resource.1},
+                "context": self.context,
+            }),
+        }
+    }
 }
 
 struct Server {
@@ -146,6 +178,7 @@ fn start_server() -> Server {
 
 struct Scenario {
     name: String,
+    api: Api,
     path: &'static str,
     connections: usize,
     /// Decisions per HTTP request (1, or the batch size).
@@ -160,7 +193,7 @@ struct Outcome {
 async fn connection(
     addr: SocketAddr,
     path: &'static str,
-    bodies: Arc<Vec<(Bytes, Vec<&'static str>)>>,
+    bodies: Arc<Vec<(Bytes, Vec<bool>)>>,
     offset: usize,
     until: Instant,
     warmup_until: Instant,
@@ -208,19 +241,39 @@ async fn connection(
 #[derive(serde::Deserialize)]
 struct Checked<'a> {
     #[serde(borrow)]
-    decision: Option<&'a str>,
+    decision: Option<Said<'a>>,
     #[serde(borrow)]
     responses: Option<Vec<Checked<'a>>>,
 }
 
+/// `"allow"`/`"deny"` (doorman's API) or `true`/`false` (AuthZEN).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Said<'a> {
+    Bool(bool),
+    Word(&'a str),
+}
+
+impl Checked<'_> {
+    fn allowed(&self) -> Option<bool> {
+        match self.decision.as_ref()? {
+            Said::Bool(b) => Some(*b),
+            Said::Word("allow") => Some(true),
+            Said::Word("deny") => Some(false),
+            Said::Word(_) => None,
+        }
+    }
+}
+
 /// Every answer must carry the expected decision(s), in order.
-fn check(body: &[u8], expected: &[&str]) {
+fn check(body: &[u8], expected: &[bool]) {
     let answer: Checked<'_> = serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not a JSON answer ({e}): {}", String::from_utf8_lossy(body)));
-    let got: Vec<&str> = match &answer.responses {
-        Some(items) => items.iter().map(|r| r.decision.unwrap_or("?")).collect(),
-        None => vec![answer.decision.unwrap_or("?")],
+    let got: Vec<Option<bool>> = match &answer.responses {
+        Some(items) => items.iter().map(Checked::allowed).collect(),
+        None => vec![answer.allowed()],
     };
+    let expected: Vec<Option<bool>> = expected.iter().copied().map(Some).collect();
     assert_eq!(
         got,
         expected,
@@ -230,22 +283,23 @@ fn check(body: &[u8], expected: &[&str]) {
 }
 
 fn run(rt: &tokio::runtime::Runtime, addr: SocketAddr, s: &Scenario, secs: u64) -> Outcome {
-    let singles = requests();
-    let bodies: Vec<(Bytes, Vec<&'static str>)> = if s.per_request == 1 {
+    let singles = questions();
+    let bodies: Vec<(Bytes, Vec<bool>)> = if s.per_request == 1 {
         singles
             .iter()
-            .map(|(q, d)| (Bytes::from(q.to_string()), vec![*d]))
+            .map(|q| (Bytes::from(q.body(s.api).to_string()), vec![q.allow]))
             .collect()
     } else {
         (0..singles.len())
             .map(|start| {
-                let items: Vec<&(Value, &str)> = (0..s.per_request)
+                let items: Vec<&Question> = (0..s.per_request)
                     .map(|k| &singles[(start + k) % singles.len()])
                     .collect();
-                let body = json!({"requests": items.iter().map(|(q, _)| q).collect::<Vec<_>>()});
+                let body =
+                    json!({"requests": items.iter().map(|q| q.body(s.api)).collect::<Vec<_>>()});
                 (
                     Bytes::from(body.to_string()),
-                    items.iter().map(|(_, d)| *d).collect(),
+                    items.iter().map(|q| q.allow).collect(),
                 )
             })
             .collect()
@@ -348,14 +402,27 @@ fn main() {
         .expect("client runtime");
     let scenarios = [1, 8, 64]
         .into_iter()
-        .map(|c| Scenario {
-            name: format!("single, {c} conn"),
-            path: "/v1/is_authorized",
-            connections: c,
-            per_request: 1,
+        .flat_map(|c| {
+            [
+                Scenario {
+                    name: format!("single, {c} conn"),
+                    api: Api::V1,
+                    path: "/v1/is_authorized",
+                    connections: c,
+                    per_request: 1,
+                },
+                Scenario {
+                    name: format!("authzen, {c} conn"),
+                    api: Api::AuthZen,
+                    path: "/access/v1/evaluation",
+                    connections: c,
+                    per_request: 1,
+                },
+            ]
         })
         .chain([8].into_iter().map(|c| Scenario {
             name: format!("batch of 100, {c} conn"),
+            api: Api::V1,
             path: "/v1/batch_is_authorized",
             connections: c,
             per_request: 100,
@@ -381,10 +448,24 @@ fn main() {
         percentile(&floor, 99.0),
         percentile(&floor, 99.9),
     );
+    // Requests/s and p50 of each `/v1` single scenario, for its AuthZEN twin.
+    let mut twin: Option<(f64, Duration)> = None;
+    let mut ratios = Vec::new();
     for s in &scenarios {
         let mut out = run(&rt, server.addr, s, secs);
         out.latencies.sort_unstable();
         let rps = out.latencies.len() as f64 / out.elapsed.as_secs_f64();
+        let p50 = percentile(&out.latencies, 50.0);
+        match (s.api, s.per_request, twin.take()) {
+            (Api::V1, 1, _) => twin = Some((rps, p50)),
+            (Api::AuthZen, _, Some((v1_rps, v1_p50))) => ratios.push(format!(
+                "{:<24} {:>9.2}× {:>12.2}×",
+                s.name,
+                v1_rps / rps,
+                p50.as_secs_f64() / v1_p50.as_secs_f64()
+            )),
+            _ => {}
+        }
         println!(
             "{:<24} {:>10.0} {:>13.0} {:>10.1?} {:>10.1?} {:>10.1?}",
             s.name,
@@ -394,5 +475,12 @@ fn main() {
             percentile(&out.latencies, 99.0),
             percentile(&out.latencies, 99.9),
         );
+    }
+    println!(
+        "\nAuthZEN evaluation / /v1/is_authorized (target ≤ 1.1×): cost per request, from requests/s and from p50"
+    );
+    println!("{:<24} {:>10} {:>13}", "scenario", "by req/s", "by p50");
+    for line in ratios {
+        println!("{line}");
     }
 }

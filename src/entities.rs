@@ -172,6 +172,39 @@ impl Overlay {
     }
 }
 
+impl crate::snapshot::Snapshot {
+    /// A request-scoped entity for `uid`: its stored attributes (if it is
+    /// stored) with `properties` layered over them. A property replaces
+    /// the stored attribute of the same name; the stored parents and tags
+    /// are kept; an entity that is not stored is made of its properties
+    /// alone. Parsed and checked against the schema like any request
+    /// entity (errors name index 0).
+    pub fn overlay_properties(
+        &self,
+        uid: &cedar_policy::EntityUid,
+        properties: &serde_json::Map<String, Value>,
+    ) -> Result<Overlay, OverlayError> {
+        let refuse = |message: String| OverlayError { index: 0, message };
+        let mut entity = match self.store.get(uid.as_ref()) {
+            Some(record) => record
+                .to_cedar(record.parents.iter().map(Key::uid))
+                .to_json_value()
+                .map_err(|e| refuse(crate::diag::error_chain(&e)))?,
+            None => serde_json::json!({
+                "uid": {"type": uid.type_name().to_string(), "id": uid.id().unescaped()},
+                "attrs": {},
+                "parents": [],
+            }),
+        };
+        if let Some(Value::Object(attrs)) = entity.get_mut("attrs") {
+            for (name, value) in properties {
+                attrs.insert(name.clone(), value.clone());
+            }
+        }
+        self.overlay(Value::Array(vec![entity]))
+    }
+}
+
 /// Entity references in a context as the gateway wrote it: `{"__entity":
 /// {...}}` or (schema-directed) `{"type": ..., "id": ...}`. Taking a few too
 /// many is harmless; missing one would change a decision.

@@ -20,6 +20,8 @@
 //! - [`entities`]: request-scoped entities, parsed and checked.
 //! - [`view`]: what one request can reach, as a small Cedar `Entities`.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
+//! - [`search`]: the principals, resources or actions a question allows,
+//!   each decided by [`decide`], candidates found by the store's type index.
 //! - [`reload`]: keeping the serving snapshot current: file watching and
 //!   reloads, and following database sources' changes.
 //! - [`server`], [`testing`], [`cli`]: the sidecar, `doorman test`, the CLI.
@@ -35,6 +37,7 @@ pub mod entity_json;
 pub mod load;
 pub mod postgres;
 pub mod reload;
+pub mod search;
 pub mod server;
 pub mod shapes;
 pub mod slice;
@@ -48,5 +51,6 @@ pub use decide::{Answer, Decision, PolicyError, Query, QueryError};
 pub use diag::Diagnostic;
 pub use entities::{Overlay, OverlayError};
 pub use load::{LoadError, Sources, load, load_over};
+pub use search::{Cursor, Page, Searched};
 pub use snapshot::{PolicyInfo, Snapshot, ValidationMode};
 pub use store::Store;

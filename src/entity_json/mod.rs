@@ -20,7 +20,7 @@ use smol_str::SmolStr;
 use crate::store::{Key, Names, Record, Types, Val};
 
 mod tree;
-use tree::Fields;
+pub(crate) use tree::Fields;
 pub(crate) use tree::Json;
 
 /// Cedar entity JSON → a [`Record`] without Cedar's JSON parser.

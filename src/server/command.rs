@@ -35,7 +35,8 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
-    /// Most requests in one /v1/batch_is_authorized call.
+    /// Most requests in one /v1/batch_is_authorized call (or AuthZEN
+    /// evaluations request).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_batch: usize,
     /// Time a client has to send a request's headers, then its body
@@ -61,6 +62,11 @@ pub struct ServeArgs {
     /// run on a separate blocking pool.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
+    /// The AuthZEN PDP identifier in /.well-known/authzen-configuration
+    /// (default: http:// and the listen address; for a wildcard address
+    /// or a Unix socket, the request's Host).
+    #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
+    pub authzen_pdp_url: Option<String>,
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -75,6 +81,7 @@ impl ServeArgs {
             max_batch: self.max_batch,
             read_timeout: self.read_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            pdp_url: self.authzen_pdp_url.clone(),
         }
     }
 }
@@ -131,8 +138,12 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     tracing::info!(%address, "listening; loading policies");
 
     let (mode, mode_text) = args.watch.clone();
+    let mut config = args.config();
+    if config.pdp_url.is_none() {
+        config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
+    }
     let state = Arc::new(State::with_reloader(
-        args.config(),
+        config,
         Reloader::with_poll(sources.clone(), args.database_poll),
         mode_text,
     ));

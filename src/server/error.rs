@@ -9,12 +9,15 @@
 
 use hyper::StatusCode;
 use serde::Serialize;
+use serde_json::Value;
 
 /// What kind of mistake; the `code` string of an error answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     /// The body is not JSON.
     InvalidJson,
+    /// An AuthZEN request without `Content-Type: application/json`.
+    InvalidContentType,
     /// A field is missing, has the wrong type, or holds an unparsable
     /// entity reference.
     InvalidField,
@@ -38,6 +41,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidJson => "invalid_json",
+            Code::InvalidContentType => "invalid_content_type",
             Code::InvalidField => "invalid_field",
             Code::InvalidRequest => "invalid_request",
             Code::InvalidEntities => "invalid_entities",
@@ -54,6 +58,7 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::InvalidJson
+            | Code::InvalidContentType
             | Code::InvalidField
             | Code::InvalidRequest
             | Code::InvalidEntities
@@ -110,6 +115,15 @@ impl ApiError {
         self.code.status()
     }
 
+    /// A batch over `--max-batch`: `n` `items` in `field`, `max` allowed.
+    pub fn batch_too_large(field: &str, items: &str, n: usize, max: usize) -> Self {
+        ApiError::at(
+            Code::BatchTooLarge,
+            field,
+            format!("{n} {items} in one batch; the limit is {max}"),
+        )
+    }
+
     /// The same error, placed inside `path` (`requests[3]`): the field
     /// becomes `requests[3].principal`, or `requests[3]` if it had none.
     pub fn within(self, path: &str) -> Self {
@@ -121,7 +135,7 @@ impl ApiError {
                     .strip_prefix(field.as_str())
                     .and_then(|m| m.strip_prefix(": "))
                     .unwrap_or(&self.message);
-                ApiError::at(self.code, super::json::join(path, &field), rest)
+                ApiError::at(self.code, join(path, &field), rest)
             }
             None => ApiError::at(self.code, path, self.message),
         }
@@ -130,6 +144,28 @@ impl ApiError {
     /// The wire form: `{"error": {"code": …, "message": …, "field": …}}`.
     pub fn body(&self) -> ErrorBody<'_> {
         ErrorBody { error: self.into() }
+    }
+}
+
+/// `field` inside `path` (`requests[2]` + `principal`): how every error
+/// names the part of a request at fault.
+pub fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// What a JSON value is, for messages: "must be a string, not a number".
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -167,6 +203,14 @@ mod tests {
         let json = serde_json::to_value(e.body()).unwrap();
         assert_eq!(json["error"]["code"], "invalid_field");
         assert_eq!(json["error"]["field"], "requests[3].principal");
+    }
+
+    #[test]
+    fn errors_placed_within_a_batch_item_keep_their_message() {
+        let e =
+            ApiError::at(Code::InvalidRequest, "principal", "no such type").within("requests[2]");
+        assert_eq!(e.field.as_deref(), Some("requests[2].principal"));
+        assert_eq!(e.message, "requests[2].principal: no such type");
     }
 
     #[test]

@@ -8,24 +8,30 @@
 //!   signals.
 //! - `listen`: binding TCP or a Unix socket and accepting connections.
 //! - [`state`]: the settings and the current snapshot, swapped atomically.
-//! - `routes`: which endpoint answers a request; the read-only endpoints.
-//! - `authorize`: the two decision endpoints.
-//! - `body`: reading a body within a size limit and a deadline.
-//! - `json` / `error`: the wire shapes of answers and refusals.
+//! - `routes`: which endpoint answers a request.
+//! - one module per protocol: `v1` (doorman's own decision API),
+//!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
+//!   `admin` (readiness, status, policies, reload).
+//! - `body`: reading a body within a size limit and a deadline; `work`:
+//!   whether its CPU work runs in place or on the blocking pool.
+//! - `respond` / `error`: writing answers and refusals.
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
-//! apart by the HTTP/2 preface), six fixed paths need no router, and every
+//! apart by the HTTP/2 preface), a dozen fixed paths need no router, and every
 //! answer is a small JSON document built in one piece.
 
-mod authorize;
+mod admin;
+mod authzen;
 mod body;
 mod command;
 mod error;
-mod json;
 mod listen;
+mod respond;
 mod routes;
 pub mod state;
+mod v1;
+mod work;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,11 +46,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
-pub use authorize::answer_body;
 pub use command::{ServeArgs, run_cli};
 pub use error::{ApiError, Code};
 pub use listen::{ListenAddr, Listener};
 pub use state::{Config, State};
+pub use v1::answer_body;
 
 /// How long to wait before accepting again after an accept error (such as
 /// running out of file descriptors), so the loop does not spin.

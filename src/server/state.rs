@@ -31,7 +31,8 @@ use crate::snapshot::Snapshot;
 pub struct Config {
     /// Largest request body accepted, in bytes; larger ones get 413.
     pub max_body: usize,
-    /// Most items in one `/v1/batch_is_authorized` request.
+    /// Most items in one `/v1/batch_is_authorized` request (or AuthZEN
+    /// `evaluations`).
     pub max_batch: usize,
     /// How long a client may take to send a request's headers, and then
     /// its body; also how long a new connection may stay silent.
@@ -39,6 +40,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests before closing their
     /// connections anyway.
     pub shutdown_timeout: Duration,
+    /// The AuthZEN PDP identifier the metadata advertises (`None`: from
+    /// each request's `Host` header).
+    pub pdp_url: Option<String>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             max_batch: 100,
             read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            pdp_url: None,
         }
     }
 }

@@ -26,6 +26,7 @@
 //! schema when it was read ([`schema::Conformance`]), and [`Store::apply`]
 //! refuses duplicates and cycles, as Cedar's own `Entities` does.
 
+mod by_type;
 pub(crate) mod schema;
 pub(crate) mod value;
 
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use cedar_policy_core::ast::{Entity, EntityUID, PartialValue};
 use smol_str::SmolStr;
 
+pub(crate) use by_type::Position;
 pub(crate) use value::{Key, KeyRef, Types, Val};
 
 /// How many maps the records are spread over, at least. A generation
@@ -209,6 +211,9 @@ pub struct Store {
     children: Vec<Arc<Map<Key, u32>>>,
     /// The schema's action entities (none without a schema).
     actions: Arc<foldhash::HashMap<EntityUID, Arc<Entity>>>,
+    /// Each shard's records grouped by type, for searches
+    /// ([`by_type`]); regrouped by `apply` for the shards it copies.
+    types: Vec<Arc<by_type::ShardTypes>>,
 }
 
 impl Store {
@@ -222,6 +227,7 @@ impl Store {
             len: 0,
             children: (0..n).map(|_| Arc::default()).collect(),
             actions,
+            types: vec![Arc::default(); n],
         }
     }
 
@@ -459,7 +465,10 @@ impl Store {
             dirty.extend(below);
         }
         match next.close(dirty) {
-            Ok(()) => Ok(next),
+            Ok(()) => {
+                by_type::refresh(self, &mut next);
+                Ok(next)
+            }
             Err(e) => Err(Box::new((e, next))),
         }
     }

@@ -1,6 +1,9 @@
 //! Every question in the bundled fixtures (fixtures/*.test.yaml), asked of
 //! the library and of the server over HTTP: the answers (decision, reasons,
-//! errors) must be the same, one by one and in batches.
+//! errors) must be the same, one by one and in batches, through doorman's
+//! own API and through AuthZEN (`/access/v1/evaluation` and
+//! `/access/v1/evaluations`, with explanations asked for so that reasons
+//! and errors are compared too).
 //!
 //! Only the questions are read from the suites (principal, action, resource,
 //! context; matrix rows expanded to each principal), not the expectations:
@@ -10,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use doorman::decide::{parse_action, parse_uid};
 use doorman::{Query, Sources, ValidationMode};
 use serde_json::{Value, json};
 
@@ -111,10 +115,105 @@ async fn the_server_answers_every_bundled_fixture_as_the_library_does() {
                 }
             }
         }
+        authzen_answers_alike(&mut c, &questions, &expected, snapshot.revision()).await;
         asked += questions.len();
     }
     assert!(asked > 0, "the suites hold questions");
     println!("{asked} fixture questions answered alike by the library and the server");
+}
+
+/// A fixture question as an AuthZEN evaluation.
+fn authzen_body(q: &Question) -> Value {
+    let principal = parse_uid(&q.principal).expect("fixture principals parse");
+    let resource = parse_uid(&q.resource).expect("fixture resources parse");
+    let action = parse_action(&q.action).expect("fixture actions parse");
+    let entity = |u: &cedar_policy::EntityUid| json!({"type": u.type_name().to_string(), "id": u.id().unescaped()});
+    json!({
+        "subject": entity(&principal),
+        "action": {"name": action.id().unescaped()},
+        "resource": entity(&resource),
+        "context": q.context,
+    })
+}
+
+/// The library's answer (`{decision, reasons, errors}` or `{error:
+/// field}`) as AuthZEN gives it with an explanation: the decision as a
+/// boolean, reasons and errors under `context.reason_admin`; a refusal as
+/// the AuthZEN field at fault.
+fn as_authzen(library: &Value, revision: &str) -> Value {
+    match library.get("error") {
+        Some(field) => {
+            let field = field.as_str().unwrap_or_default();
+            let field = match field {
+                "principal" => "subject",
+                other => other,
+            };
+            json!({"error": field})
+        }
+        None => json!({
+            "decision": library["decision"] == "allow",
+            "context": {"reason_admin": {
+                "policies": library["reasons"], "errors": library["errors"], "revision": revision,
+            }},
+        }),
+    }
+}
+
+async fn authzen_answers_alike(
+    c: &mut Conn<tokio::net::TcpStream>,
+    questions: &[Question],
+    expected: &[(Value, Value)],
+    revision: &str,
+) {
+    let explain = [("Doorman-Explain", "true")];
+    let mut bodies = Vec::new();
+    for (q, (_, library)) in questions.iter().zip(expected) {
+        let body = authzen_body(q);
+        let want = as_authzen(library, revision);
+        let r = c
+            .send(
+                "POST",
+                "/access/v1/evaluation",
+                &explain,
+                Some(body.to_string().as_bytes()),
+            )
+            .await;
+        let served = match r.status {
+            200 => r.json(),
+            400 => json!({"error": r.error().1}),
+            other => panic!("{}: status {other}", q.label),
+        };
+        assert_eq!(served, want, "AuthZEN: {}", q.label);
+        bodies.push((body, want));
+    }
+    for chunk in bodies.chunks(100) {
+        let items: Vec<&Value> = chunk.iter().map(|(body, _)| body).collect();
+        let r = c
+            .send(
+                "POST",
+                "/access/v1/evaluations",
+                &explain,
+                Some(json!({"evaluations": items}).to_string().as_bytes()),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let json = r.json();
+        let served = json["evaluations"].as_array().expect("evaluations");
+        assert_eq!(served.len(), chunk.len());
+        for (i, ((body, want), served)) in chunk.iter().zip(served).enumerate() {
+            match served["context"].get("error") {
+                None => assert_eq!(served, want, "AuthZEN batch: {body}"),
+                Some(e) => {
+                    assert_eq!(served["decision"], false);
+                    let field = format!(
+                        "evaluations[{i}].{}",
+                        want["error"].as_str().unwrap_or("(an answer)")
+                    );
+                    assert_eq!(e["field"], field, "AuthZEN batch: {body}: {served}");
+                }
+            }
+        }
+    }
 }
 
 fn suite_files(dir: &Path) -> Vec<PathBuf> {

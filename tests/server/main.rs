@@ -12,6 +12,7 @@
 mod common;
 
 mod api;
+mod authzen;
 mod fixtures;
 mod lifecycle;
 mod pg;

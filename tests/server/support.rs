@@ -322,12 +322,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Response {
+        self.send(method, path, &[], body).await
+    }
+
+    /// A request with extra `headers`; a body is sent as JSON unless
+    /// `headers` name another Content-Type (or `Content-Type: -` for none).
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: doorman\r\n");
+        let typed = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in headers {
+            if !(k.eq_ignore_ascii_case("content-type") && *v == "-") {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
         if let Some(body) = body {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            if !typed {
+                head.push_str("Content-Type: application/json\r\n");
+            }
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();

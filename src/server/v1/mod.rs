@@ -1,4 +1,5 @@
-//! The decision endpoints: `/v1/is_authorized` and `/v1/batch_is_authorized`.
+//! doorman's own decision endpoints: `/v1/is_authorized` and
+//! `/v1/batch_is_authorized`.
 //!
 //! Each request reads its body, parses it, takes the current snapshot once
 //! (one atomic load; a batch is answered whole from that one snapshot) and
@@ -7,10 +8,14 @@
 //! and request-scoped entities become a small overlay, never a copy of the
 //! store.
 //!
-//! Parsing and deciding are CPU work. A single small request takes
-//! microseconds and runs in place; a batch or a large body (up to
-//! `--max-body` of entities to parse) runs on the blocking pool so that it
-//! cannot stall the other connections sharing this worker thread.
+//! A single small request is answered in place; a batch or a large body
+//! runs on the blocking pool (see [`super::work`]). Reading bodies is
+//! [`read`] (with its typed fast path, [`fast`]); the answers' wire shapes
+//! are [`answer`].
+
+mod answer;
+mod fast;
+mod read;
 
 use std::sync::Arc;
 
@@ -18,22 +23,23 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
+use answer::{BatchDecided, Decided, Outcome};
+use read::{Brought, Item, ReadBatch};
+
+use super::admin::not_ready;
 use super::body;
 use super::error::{ApiError, Code};
-use super::json::{self, BatchDecided, Body, Brought, Decided, Item, Outcome, ReadBatch};
-use super::routes::not_ready;
+use super::respond::{Body, refuse, respond};
 use super::state::State;
+use super::work::{INLINE_BODY, offload};
 use crate::decide::{Answer, QueryError};
 use crate::entities::Overlay;
 use crate::snapshot::Snapshot;
 
-/// Bodies up to this size are answered on the async worker itself.
-const INLINE_BODY: usize = 16 * 1024;
-
 pub async fn single(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let body = match body::read(request, state.config()).await {
         Ok(b) => b,
-        Err(e) => return json::refuse(&e),
+        Err(e) => return refuse(&e),
     };
     let inline = body.len() <= INLINE_BODY;
     offload(inline, move || answer_single(&state, &body)).await
@@ -42,61 +48,45 @@ pub async fn single(state: Arc<State>, request: Request<Incoming>) -> Response<B
 pub async fn batch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let body = match body::read(request, state.config()).await {
         Ok(b) => b,
-        Err(e) => return json::refuse(&e),
+        Err(e) => return refuse(&e),
     };
     offload(false, move || answer_batch(&state, &body)).await
 }
 
-async fn offload<F>(inline: bool, work: F) -> Response<Body>
-where
-    F: FnOnce() -> Response<Body> + Send + 'static,
-{
-    if inline {
-        return work();
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!("a decision task failed: {e}");
-            json::refuse(&ApiError::new(Code::Internal, "the decision task failed"))
-        }
-    }
-}
-
 fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
-    let item = match json::parse_single(body) {
+    let item = match read::parse_single(body) {
         Ok(item) => item,
-        Err(e) => return json::refuse(&e),
+        Err(e) => return refuse(&e),
     };
     let Some(snapshot) = state.snapshot() else {
-        return json::refuse(&not_ready(state));
+        return refuse(&not_ready(state));
     };
     match decide(&snapshot, item, None) {
-        Ok(answer) => json::respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision())),
-        Err(e) => json::refuse(&e),
+        Ok(answer) => respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision())),
+        Err(e) => refuse(&e),
     }
 }
 
 /// What `/v1/is_authorized` answers for `body`, without the HTTP: the same
 /// reading, entities and decision. Benchmarks and embedders call this.
 pub fn answer_body(snapshot: &Snapshot, body: &[u8]) -> Result<Answer, ApiError> {
-    decide(snapshot, json::parse_single(body)?, None)
+    decide(snapshot, read::parse_single(body)?, None)
 }
 
 fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
-    let batch = match json::parse_batch_body(body, state.config().max_batch) {
+    let batch = match read::parse_batch_body(body, state.config().max_batch) {
         Ok(b) => b,
-        Err(e) => return json::refuse(&e),
+        Err(e) => return refuse(&e),
     };
     let Some(snapshot) = state.snapshot() else {
-        return json::refuse(&not_ready(state));
+        return refuse(&not_ready(state));
     };
     let ReadBatch { requests, entities } = batch;
     // Shared entities are parsed once for the whole batch; each item's own
     // entities are layered over them.
     let shared = match entities.as_ref().map(|e| overlay(&snapshot, e)).transpose() {
         Ok(o) => o,
-        Err(e) => return json::refuse(&e),
+        Err(e) => return refuse(&e),
     };
     let responses: Vec<Outcome> = requests
         .into_iter()
@@ -109,7 +99,7 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
             .into()
         })
         .collect();
-    json::respond(
+    respond(
         StatusCode::OK,
         &BatchDecided {
             responses: &responses,

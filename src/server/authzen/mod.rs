@@ -1,0 +1,246 @@
+//! AuthZEN 1.0 (the OpenID Authorization API) on the same listener: the
+//! standard PDP API that gateways and SDKs call, with Cedar's answers
+//! behind it.
+//!
+//! Five `POST` endpoints under `/access/v1/` and the metadata document at
+//! `/.well-known/authzen-configuration`. This module holds what they share,
+//! the transport rules of the spec's HTTPS binding:
+//!
+//! - a body must be sent as `Content-Type: application/json` (any other
+//!   type: 400, as the spec asks, not 415);
+//! - `X-Request-ID` is echoed on every answer, errors included, and one is
+//!   made up when the client sent none (the spec lets a PDP generate it),
+//!   so every answer can be found in logs;
+//! - an explanation (the policies that decided, those that failed) is
+//!   given only when asked for with `Doorman-Explain: true`, because the
+//!   default answers must be exactly the spec's (`{"decision": true}`).
+//!
+//! The endpoints are [`evaluate`], [`search`] and [`metadata`]; [`read`]
+//! reads bodies, [`question`] maps AuthZEN onto Cedar (the contract in the
+//! README), [`token`] makes page tokens. Work is placed as for doorman's
+//! own API ([`super::work`]): one small evaluation in place, batches and
+//! searches on the blocking pool.
+
+mod evaluate;
+mod metadata;
+mod question;
+mod read;
+mod search;
+mod token;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response};
+
+pub use metadata::{parse_pdp_url, pdp_url_of};
+
+use super::body;
+use super::error::{ApiError, Code};
+use super::respond::{Body, refuse, wrong_method};
+use super::state::State;
+use super::work::{INLINE_BODY, offload};
+
+/// The request-identifier header, sent back on every AuthZEN answer.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The opt-in for explanations.
+const EXPLAIN: &str = "doorman-explain";
+
+/// An AuthZEN endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Evaluation,
+    Evaluations,
+    SearchSubject,
+    SearchResource,
+    SearchAction,
+    Metadata,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 6] = [
+        Endpoint::Evaluation,
+        Endpoint::Evaluations,
+        Endpoint::SearchSubject,
+        Endpoint::SearchResource,
+        Endpoint::SearchAction,
+        Endpoint::Metadata,
+    ];
+
+    pub(super) fn find(path: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| e.path() == path)
+    }
+
+    /// Its path (the spec's default paths).
+    pub(super) fn path(self) -> &'static str {
+        match self {
+            Endpoint::Evaluation => "/access/v1/evaluation",
+            Endpoint::Evaluations => "/access/v1/evaluations",
+            Endpoint::SearchSubject => "/access/v1/search/subject",
+            Endpoint::SearchResource => "/access/v1/search/resource",
+            Endpoint::SearchAction => "/access/v1/search/action",
+            Endpoint::Metadata => "/.well-known/authzen-configuration",
+        }
+    }
+}
+
+/// Answers an AuthZEN request; never fails (every problem is an answer),
+/// and every answer carries the request's identifier.
+pub(super) async fn handle(
+    endpoint: Endpoint,
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let mut response = answer(endpoint, state, request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+async fn answer(
+    endpoint: Endpoint,
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let post = match endpoint {
+        Endpoint::Evaluation => Post::Evaluation,
+        Endpoint::Evaluations => Post::Evaluations,
+        Endpoint::SearchSubject => Post::Search(search::Kind::Subject),
+        Endpoint::SearchResource => Post::Search(search::Kind::Resource),
+        Endpoint::SearchAction => Post::Search(search::Kind::Action),
+        Endpoint::Metadata if request.method() == Method::GET => {
+            return metadata::answer(&state, request.headers());
+        }
+        Endpoint::Metadata => return wrong_method(endpoint.path(), "GET"),
+    };
+    if request.method() != Method::POST {
+        return wrong_method(endpoint.path(), "POST");
+    }
+    let explain = match explain(request.headers()) {
+        Ok(e) => e,
+        Err(e) => return refuse(&e),
+    };
+    let json = is_json(request.headers());
+    // Read (and so consume) the body before any refusal, so the
+    // connection stays usable for the client's next request.
+    let body = match body::read(request, state.config()).await {
+        Ok(b) => b,
+        Err(e) => return refuse(&e),
+    };
+    if !json {
+        return refuse(&ApiError::new(
+            Code::InvalidContentType,
+            "AuthZEN requests must be sent with Content-Type: application/json",
+        ));
+    }
+    let inline = body.len() <= INLINE_BODY;
+    match post {
+        Post::Evaluation => offload(inline, move || evaluate::single(&state, &body, explain)).await,
+        Post::Evaluations => offload(false, move || evaluate::batch(&state, &body, explain)).await,
+        Post::Search(kind) => offload(false, move || search::answer(&state, kind, &body)).await,
+    }
+}
+
+/// What a `POST` endpoint does.
+#[derive(Debug, Clone, Copy)]
+enum Post {
+    Evaluation,
+    Evaluations,
+    Search(search::Kind),
+}
+
+/// `Content-Type: application/json`, parameters (`; charset=utf-8`) and
+/// case aside.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `Doorman-Explain: true` (or `1`); absent, `false` or `0`: no.
+fn explain(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(EXPLAIN) else {
+        return Ok(false);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+        Ok(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        _ => Err(ApiError::at(
+            Code::InvalidField,
+            "Doorman-Explain",
+            "must be true or false",
+        )),
+    }
+}
+
+/// A request identifier for a request that came without one: unique in
+/// this process (a counter) and across restarts (a per-process random
+/// prefix), shaped like a UUID.
+fn new_request_id() -> HeaderValue {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let prefix = *PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let text = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        prefix >> 32,
+        (prefix >> 16) & 0xffff,
+        prefix & 0xffff,
+        (n >> 48) & 0xffff,
+        n & 0xffff_ffff_ffff
+    );
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_and_explain_headers_are_read_leniently_but_exactly() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "Application/JSON; charset=utf-8"
+        )])));
+        assert!(!is_json(&headers(&[("content-type", "text/plain")])));
+        assert!(!is_json(&headers(&[("content-type", "application/jsonx")])));
+        assert!(!is_json(&headers(&[])));
+        assert_eq!(explain(&headers(&[])), Ok(false));
+        assert_eq!(explain(&headers(&[("doorman-explain", "TRUE")])), Ok(true));
+        assert_eq!(explain(&headers(&[("doorman-explain", "0")])), Ok(false));
+        assert!(explain(&headers(&[("doorman-explain", "yes")])).is_err());
+    }
+
+    #[test]
+    fn made_up_request_ids_differ() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+    }
+}

@@ -1,0 +1,272 @@
+//! `POST /access/v1/search/subject`, `/search/resource` and `/search/action`.
+//!
+//! A search reads like an evaluation whose searched part has only a type
+//! (its `id` and `properties` are ignored, as AuthZEN says; an action
+//! search has no action), and is answered by the library's
+//! [`Snapshot::search`] on one snapshot. The answer is
+//! `{"results": [...]}`, with a `page` object first when the request
+//! carried one or when there are more results than the page holds
+//! (`next_token` is `""` on the last page).
+//!
+//! An unknown searched type, even one no Cedar type could be, has no
+//! entities: `{"results": []}`, never a 400; so has a given type the
+//! action does not take (AuthZEN asks for empty results, not errors, for
+//! unknown types). The input parts (the other entity, the action, the
+//! context) are otherwise read and mapped exactly as for an evaluation, so
+//! what an evaluation refuses about them (a malformed type name, an
+//! unknown action, a context the action does not take) a search refuses.
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use super::question::{self, Question, Resolved, Verb};
+use super::read::{self, Action, Entity, Id};
+use super::token::{Binding, Token};
+use crate::decide::uid_from_parts;
+use crate::entity_json::{Fields, Json};
+use crate::search::{Cursor, Searched};
+use crate::server::admin::not_ready;
+use crate::server::error::{ApiError, Code};
+use crate::server::respond::{Body, refuse, respond};
+use crate::server::state::State;
+use crate::snapshot::Snapshot;
+
+/// Results per page when the request gives no `page.limit`, and the most
+/// a page holds whatever it asks.
+pub(super) const PAGE: u32 = 1000;
+
+/// What an endpoint searches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Subject,
+    Resource,
+    Action,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Subject => "subject",
+            Kind::Resource => "resource",
+            Kind::Action => "action",
+        }
+    }
+}
+
+pub(super) fn answer(state: &State, kind: Kind, body: &Bytes) -> Response<Body> {
+    let answer = read::body(body).and_then(|json| {
+        let top = read::object(&json, "")?;
+        let snapshot = state.snapshot().ok_or_else(|| not_ready(state))?;
+        search(&snapshot, kind, top)
+    });
+    answer.unwrap_or_else(|e| refuse(&e))
+}
+
+fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<Body>, ApiError> {
+    let part = |name: &str| read::get(top, name).ok_or_else(|| read::required("", name));
+    let id = |searched: bool| if searched { Id::Ignored } else { Id::Required };
+    let subject = read::entity(
+        part("subject")?,
+        "subject".into(),
+        id(kind == Kind::Subject),
+    )?;
+    let resource = read::entity(
+        part("resource")?,
+        "resource".into(),
+        id(kind == Kind::Resource),
+    )?;
+    let action = match kind {
+        Kind::Action => None,
+        _ => Some(read::action(part("action")?, "action".into())?),
+    };
+    let context = read::get(top, "context")
+        .map(|c| read::context(c, "context".into()))
+        .transpose()?;
+    let page = Page::read(top, kind)?;
+
+    let searched = match kind {
+        Kind::Subject => Searched::Principal,
+        Kind::Resource => Searched::Resource,
+        Kind::Action => Searched::Action,
+    };
+    // A searched type no Cedar type can be has no entities.
+    let unnameable = |e: &Entity<'_>| uid_from_parts(e.ty, "").is_err();
+    if (kind == Kind::Subject && unnameable(&subject))
+        || (kind == Kind::Resource && unnameable(&resource))
+    {
+        return Ok(page.answer(Vec::new(), None));
+    }
+    let input = |e: &Entity<'_>, searched: bool| -> Result<Resolved, ApiError> {
+        // The searched entity's properties are ignored with its id.
+        let e = Entity {
+            properties: if searched { None } else { e.properties },
+            ..e.clone()
+        };
+        question::entity(snapshot, &e)
+    };
+    let subject = input(&subject, kind == Kind::Subject)?;
+    let resource = input(&resource, kind == Kind::Resource)?;
+    let verb = match &action {
+        Some(a) => question::action(snapshot, a)?,
+        // The action is what varies; the question needs one to be built.
+        None => Verb {
+            uid: uid_from_parts("Action", "").map_err(|m| ApiError::new(Code::Internal, m))?,
+            sent: Action {
+                name: "",
+                properties: None,
+                path: "action".into(),
+            },
+        },
+    };
+    let question = Question::new(&subject, &verb, &resource, context.as_ref())?;
+    let found = snapshot
+        .search(
+            searched,
+            &question.query,
+            &question.layers(),
+            page.cursor.as_ref(),
+            page.limit as usize,
+        )
+        .map_err(|e| question.refused(e))?;
+    let results = found
+        .results
+        .iter()
+        .map(|uid| match kind {
+            Kind::Action => Found::Action {
+                name: uid.id().unescaped().to_owned(),
+            },
+            _ => Found::Entity {
+                ty: uid.type_name().to_string(),
+                id: uid.id().unescaped().to_owned(),
+            },
+        })
+        .collect();
+    Ok(page.answer(results, found.next))
+}
+
+/// The request's `page`, with its token read and checked.
+struct Page {
+    /// Whether the request had a `page` object (then the answer has one).
+    asked: bool,
+    limit: u32,
+    cursor: Option<Cursor>,
+    binding: Binding,
+}
+
+impl Page {
+    fn read(top: &Fields<'_>, kind: Kind) -> Result<Page, ApiError> {
+        let binding = Binding::of(
+            kind.name(),
+            &["subject", "action", "resource", "context"].map(|n| (n, read::get(top, n))),
+        );
+        let Some(page) = read::get(top, "page") else {
+            return Ok(Page {
+                asked: false,
+                limit: PAGE,
+                cursor: None,
+                binding,
+            });
+        };
+        let page = read::object(page, "page")?;
+        let limit = match read::get(page, "limit") {
+            None => None,
+            Some(Json::Int(n)) if *n >= 0 => Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+            Some(other) => {
+                return Err(ApiError::at(
+                    Code::InvalidField,
+                    "page.limit",
+                    format!("must be a non-negative integer, not {}", describe(other)),
+                ));
+            }
+        };
+        let (limit, cursor) = match read::string(page, "token", "page")?.filter(|t| !t.is_empty()) {
+            None => (limit.unwrap_or(PAGE), None),
+            Some(text) => {
+                let token = Token::decode(text).ok_or_else(|| {
+                    ApiError::at(
+                        Code::InvalidField,
+                        "page.token",
+                        "is not a token this server issued",
+                    )
+                })?;
+                if token.binding != binding {
+                    return Err(ApiError::at(
+                        Code::InvalidField,
+                        "page.token",
+                        "belongs to another request: a follow-up must repeat the request that \
+                         gave the token (subject, action, resource and context)",
+                    ));
+                }
+                if limit.is_some_and(|l| l.min(PAGE) != token.limit) {
+                    return Err(ApiError::at(
+                        Code::InvalidField,
+                        "page.limit",
+                        format!(
+                            "differs from the limit the token was issued for ({})",
+                            token.limit
+                        ),
+                    ));
+                }
+                (token.limit, Some(token.cursor))
+            }
+        };
+        Ok(Page {
+            asked: true,
+            limit: limit.min(PAGE),
+            cursor,
+            binding,
+        })
+    }
+
+    fn answer(&self, results: Vec<Found>, next: Option<Cursor>) -> Response<Body> {
+        let page = (self.asked || next.is_some()).then(|| PageOut {
+            next_token: next.map_or_else(String::new, |cursor| {
+                Token {
+                    binding: self.binding,
+                    limit: self.limit,
+                    cursor,
+                }
+                .encode()
+            }),
+            count: results.len(),
+        });
+        respond(StatusCode::OK, &Answer { page, results })
+    }
+}
+
+fn describe(value: &Json<'_>) -> String {
+    match value {
+        Json::Int(n) => format!("{n}"),
+        other => read::kind(other).to_owned(),
+    }
+}
+
+// ------------------------------------------------------------------ out
+
+#[derive(Debug, Serialize)]
+struct Answer {
+    // First, as the spec recommends, so a client can show progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<PageOut>,
+    results: Vec<Found>,
+}
+
+#[derive(Debug, Serialize)]
+struct PageOut {
+    next_token: String,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Found {
+    Entity {
+        #[serde(rename = "type")]
+        ty: String,
+        id: String,
+    },
+    Action {
+        name: String,
+    },
+}
