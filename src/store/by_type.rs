@@ -140,12 +140,12 @@ pub(crate) struct Position {
 pub(super) fn refresh(before: &Store, next: &mut Store) {
     let n = next.shards.len();
     let same = before.shards.len() == n && next.types.len() == n;
-    let stale: Vec<usize> = (0..n)
-        .filter(|&i| !same || !Arc::ptr_eq(&before.shards[i], &next.shards[i]))
-        .collect();
-    if !same {
-        next.types = vec![Arc::default(); n];
-    }
+    let stale: Vec<usize> = if same {
+        next.shards.changed_since(&before.shards)
+    } else {
+        next.types = (0..n).map(|_| Arc::default()).collect();
+        (0..n).collect()
+    };
     let work: usize = stale.iter().map(|&i| next.shards[i].len()).sum();
     let per = stale.len().div_ceil(workers_for(work)).max(1);
     let shards = &next.shards;

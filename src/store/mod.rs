@@ -27,6 +27,7 @@
 //! refuses duplicates and cycles, as Cedar's own `Entities` does.
 
 mod by_type;
+mod paged;
 pub(crate) mod schema;
 pub(crate) mod value;
 
@@ -39,6 +40,8 @@ use smol_str::SmolStr;
 
 pub(crate) use by_type::Position;
 pub(crate) use value::{Key, KeyRef, Types, Val};
+
+use paged::Paged;
 
 /// How many maps the records are spread over, at least. A generation
 /// copies the maps a change touches: a tenant's hundred-odd entities touch
@@ -203,17 +206,17 @@ pub(crate) enum StoreError {
 /// One generation of the stored entities. Cloning shares everything.
 #[derive(Clone)]
 pub struct Store {
-    shards: Vec<Arc<Shard>>,
+    shards: Paged<Shard>,
     len: usize,
     /// How many stored records name each key as a parent.
     /// Sharded like the records, so a change copies only the counts it
     /// touches.
-    children: Vec<Arc<Map<Key, u32>>>,
+    children: Paged<Map<Key, u32>>,
     /// The schema's action entities (none without a schema).
     actions: Arc<foldhash::HashMap<EntityUID, Arc<Entity>>>,
     /// Each shard's records grouped by type, for searches
     /// ([`by_type`]); regrouped by `apply` for the shards it copies.
-    types: Vec<Arc<by_type::ShardTypes>>,
+    types: Paged<by_type::ShardTypes>,
 }
 
 impl Store {
@@ -227,7 +230,7 @@ impl Store {
             len: 0,
             children: (0..n).map(|_| Arc::default()).collect(),
             actions,
-            types: vec![Arc::default(); n],
+            types: (0..n).map(|_| Arc::default()).collect(),
         }
     }
 
@@ -329,13 +332,11 @@ impl Store {
     /// The records `next` (a refused generation over `self`, closures not
     /// yet written) holds that `self` does not: they sit, unshared, in the
     /// shards `next` copied.
-    fn added_in(&self, next: Store) -> Vec<Record> {
+    fn added_in(&self, mut next: Store) -> Vec<Record> {
         let resized = next.shards.len() != self.shards.len();
         let mut out = Vec::new();
-        for (i, shard) in next.shards.into_iter().enumerate() {
-            if !resized && Arc::ptr_eq(&shard, &self.shards[i]) {
-                continue;
-            }
+        for i in next.shards.changed_since(&self.shards) {
+            let shard = std::mem::take(&mut next.shards[i]);
             let shard = Arc::try_unwrap(shard).unwrap_or_else(|shared| (*shared).clone());
             for (key, record) in shard {
                 let before = (!resized).then(|| self.get_key(&key)).flatten();
@@ -630,7 +631,7 @@ fn workers_for(items: usize) -> usize {
 /// visit only their own shards, so that what a change costs does not grow
 /// with the number of shards.
 fn each_run<T: Send, R: Send>(
-    shards: &mut [Arc<Shard>],
+    shards: &mut Paged<Shard>,
     mut items: Vec<(usize, T)>,
     init: impl Fn() -> R + Sync,
     f: impl Fn(&mut Arc<Shard>, Vec<T>, &mut R) + Sync,
@@ -654,20 +655,32 @@ fn each_run<T: Send, R: Send>(
     for (s, item) in items {
         buckets[s].push(item);
     }
-    let per = shards.len().div_ceil(workers).max(1);
+    // Whole pages per worker; a page is copied only if one of its shards
+    // gets items.
+    let page = Paged::<Shard>::page_len();
+    let pages = shards.pages_mut();
+    let per = pages.len().div_ceil(workers).max(1);
     let mut buckets = buckets.into_iter();
-    let runs: Vec<_> = shards
+    let runs: Vec<_> = pages
         .chunks_mut(per)
         .map(|run| {
-            let mine: Vec<Vec<T>> = buckets.by_ref().take(run.len()).collect();
+            let mine: Vec<Vec<T>> = buckets.by_ref().take(run.len() * page).collect();
             (run, mine)
         })
         .collect();
     on_cores(runs, |(run, mine)| {
         let mut out = init();
-        for (shard, items) in run.iter_mut().zip(mine) {
-            if !items.is_empty() {
-                f(shard, items, &mut out);
+        let mut mine = mine.into_iter();
+        for page_arc in run.iter_mut() {
+            let items: Vec<Vec<T>> = mine.by_ref().take(page).collect();
+            if items.iter().all(Vec::is_empty) {
+                continue;
+            }
+            let shards = Arc::make_mut(page_arc);
+            for (shard, items) in shards.iter_mut().zip(items) {
+                if !items.is_empty() {
+                    f(shard, items, &mut out);
+                }
             }
         }
         out
