@@ -24,10 +24,11 @@
 //! horizon, and changes behind it wait; the lag in `/v1/status` shows it.)
 //!
 //! **A change names an entity, not its new value.** The reader fetches the
-//! entity's current row from the view in the same snapshot it read the
-//! log in (a row that is gone means the entity is), so applying a change
-//! twice, or a newer state before its own change row is read, is harmless:
-//! the next read gives the same entity again.
+//! entity's current row from the view, in a snapshot taken after the one it
+//! read the log in (a row that is gone means the entity is), so what it
+//! applies is at least as new as every change below the horizon. Applying
+//! a change twice, or a newer state before its own change row is read, is
+//! harmless: the next read gives the same entity again.
 //!
 //! Everything here is one query or one cursor over one connection; what to
 //! do with the rows (apply, publish, retry, resync) is
@@ -60,8 +61,7 @@ pub struct Connection {
     notified: Arc<Notify>,
     /// The change reads' statements, prepared once per connection: a
     /// stream of changes reads the log a hundred times a second.
-    position: Option<Statement>,
-    changed: Option<Statement>,
+    window: Option<Statement>,
     fetch: HashMap<String, Statement>,
 }
 
@@ -122,8 +122,7 @@ impl Connection {
         Ok(Connection {
             client,
             notified,
-            position: None,
-            changed: None,
+            window: None,
             fetch: HashMap::new(),
         })
     }
@@ -197,49 +196,44 @@ impl Connection {
     /// longer reaches back to `since` (it was pruned past it): only a full
     /// read can catch up then.
     pub async fn read_changes(&mut self, since: u64) -> Result<Option<Changes>, ReadError> {
-        let tx = self
+        // One statement, so one snapshot: the horizon, how far the log was
+        // pruned, and the entities changed between `since` and the horizon
+        // (at least one row, the horizon's, when none changed). No
+        // transaction: the current rows fetched next come from a later
+        // snapshot, which holds every change below the horizon (and maybe
+        // newer ones, read again later: harmless).
+        let window = self
             .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| ReadError::of("cannot start a read", e))?;
-        // The horizon, and how far the log was pruned: rows at or below
-        // `through` may be gone, so a position not past it may have missed
-        // some.
-        let row = tx
-            .query_one(
-                prepared(
-                    &tx,
-                    &mut self.position,
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, \
-                     (SELECT through::text FROM doorman.entity_changes_pruned)",
-                )
-                .await?,
-                &[],
-            )
-            .await
-            .map_err(|e| ReadError::of("cannot read doorman.entity_changes_pruned", e))?;
-        let position = xid(&row, 0)?;
-        if row.get::<_, Option<&str>>(1).is_some() && xid(&row, 1)? >= since {
-            return Ok(None);
-        }
-        let (from, to) = (since.to_string(), position.to_string());
-        let changed = tx
             .query(
                 prepared(
-                    &tx,
-                    &mut self.changed,
-                    "SELECT uid_type, uid_id, count(*), max(at) FROM doorman.entity_changes \
-                     WHERE xid >= $1::text::xid8 AND xid < $2::text::xid8 \
-                     GROUP BY uid_type, uid_id ORDER BY uid_type",
+                    &self.client,
+                    &mut self.window,
+                    "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x, \
+                       (SELECT through FROM doorman.entity_changes_pruned) AS p) \
+                     SELECT h.x::text, h.p::text, c.uid_type, c.uid_id, c.n, c.at FROM h \
+                     LEFT JOIN LATERAL (SELECT uid_type, uid_id, count(*) AS n, max(at) AS at \
+                       FROM doorman.entity_changes WHERE xid >= $1::text::xid8 AND xid < h.x \
+                       GROUP BY uid_type, uid_id) c ON true \
+                     ORDER BY c.uid_type",
                 )
                 .await?,
-                &[&from, &to],
+                &[&since.to_string()],
             )
             .await
             .map_err(|e| ReadError::of("cannot read doorman.entity_changes", e))?;
+        let Some(first) = window.first() else {
+            return Err(ReadError("the change log read returned nothing".to_owned()));
+        };
+        let position = xid(first, 0)?;
+        // Rows at or below `through` may be gone: a position not past it
+        // may have missed some.
+        if first.get::<_, Option<&str>>(1).is_some() && xid(first, 1)? >= since {
+            return Ok(None);
+        }
+        let changed: Vec<&tokio_postgres::Row> = window
+            .iter()
+            .filter(|r| r.get::<_, Option<&str>>(2).is_some())
+            .collect();
         let mut changes = Changes {
             position,
             rows: Vec::with_capacity(changed.len()),
@@ -250,21 +244,18 @@ impl Connection {
         // PostgreSQL drop every other branch of a `UNION ALL` view.
         let mut i = 0;
         while i < changed.len() {
-            let ty: &str = changed[i].get(0);
+            let ty: &str = changed[i].get(2);
             let mut ids: Vec<&str> = Vec::new();
-            while i < changed.len() && changed[i].get::<_, &str>(0) == ty {
-                let row = &changed[i];
-                ids.push(row.get(1));
-                changes.count += row.get::<_, i64>(2) as u64;
-                let at: SystemTime = row.get(3);
+            while i < changed.len() && changed[i].get::<_, &str>(2) == ty {
+                let row = changed[i];
+                ids.push(row.get(3));
+                changes.count += row.get::<_, i64>(4) as u64;
+                let at: SystemTime = row.get(5);
                 changes.latest = changes.latest.max(Some(at));
                 i += 1;
             }
-            fetch(&tx, &mut self.fetch, ty, &ids, &mut changes.rows).await?;
+            fetch(&self.client, &mut self.fetch, ty, &ids, &mut changes.rows).await?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| ReadError::of("cannot end the read", e))?;
         Ok(Some(changes))
     }
 }
@@ -391,13 +382,14 @@ const ENTITY_JSON: &str = "json_build_object('uid', json_build_object('type', ui
 
 /// `statement`, prepared on first use.
 async fn prepared<'s>(
-    tx: &tokio_postgres::Transaction<'_>,
+    client: &Client,
     statement: &'s mut Option<Statement>,
     query: &str,
 ) -> Result<&'s Statement, ReadError> {
     if statement.is_none() {
         *statement = Some(
-            tx.prepare(query)
+            client
+                .prepare(query)
                 .await
                 .map_err(|e| ReadError::of("cannot prepare a read", e))?,
         );
@@ -409,7 +401,7 @@ async fn prepared<'s>(
 
 /// The current rows of `ids` of type `ty` (a gone one gets `json: None`).
 async fn fetch(
-    tx: &tokio_postgres::Transaction<'_>,
+    client: &Client,
     statements: &mut HashMap<String, Statement>,
     ty: &str,
     ids: &[&str],
@@ -431,8 +423,8 @@ async fn fetch(
         "SELECT uid_type, uid_id, {ENTITY_JSON} FROM doorman.entities \
          WHERE uid_type = '{ty}' AND uid_id = ANY($1)"
     );
-    let found = tx
-        .query(prepared(tx, &mut statement, &query).await?, &[&ids])
+    let found = client
+        .query(prepared(client, &mut statement, &query).await?, &[&ids])
         .await
         .map_err(|e| ReadError::of("cannot read doorman.entities", e))?;
     if let Some(statement) = statement {
