@@ -117,6 +117,19 @@ fn main() {
         let rate = rt.block_on(throughput(server.addr, bodies.clone(), secs));
         (rate, (server.cpu() - cpu) / started.elapsed().as_secs_f64())
     };
+    // What following costs the sidecar by itself: its CPU while changes
+    // stream and nobody asks, against idle.
+    let idle = || {
+        let cpu = server.cpu();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        (server.cpu() - cpu) / started.elapsed().as_secs_f64()
+    };
+    let idle_cpu = idle();
+    let (follow_cpu, rate) = with_writes(&rt, &cluster, shape, "doorman.entities", idle);
+    println!(
+        "  sidecar CPU with no decisions: idle {idle_cpu:.3} cores, following {rate:.0} changes/s {follow_cpu:.3} cores"
+    );
     let (quiet, quiet_cpu) = measure();
     // The same write load on a table doorman does not follow: what the
     // database's own work takes from the shared cores.

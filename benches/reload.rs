@@ -175,9 +175,13 @@ fn main() {
             row(&serde_json::json!({"uid": {"type": "Role", "id": r}, "attrs": {}, "parents": []}))
         })
         .collect();
-        let mut all = empty.read_rows(0, &roles);
+        let mut all = empty.read_rows(0, doorman::load::Scope::Full, &roles);
         for c in 0..shape.companies {
-            all.append(empty.read_rows(0, &company_rows(c, shape.members, 0)));
+            all.append(empty.read_rows(
+                0,
+                doorman::load::Scope::Full,
+                &company_rows(c, shape.members, 0),
+            ));
         }
         let (mut serving, refused) = empty
             .with_database(0, doorman::load::Scope::Full, all, 1)
@@ -207,7 +211,11 @@ fn main() {
             b.iter(|| {
                 k += 1;
                 let was = serving.decide(&question).expect("answer").decision;
-                let batch = serving.read_rows(0, &versions[(k % 2) as usize]);
+                let batch = serving.read_rows(
+                    0,
+                    doorman::load::Scope::Changes,
+                    &versions[(k % 2) as usize],
+                );
                 let (next, refused) = serving
                     .with_database(0, doorman::load::Scope::Changes, batch, 1 + k)
                     .expect("applies");

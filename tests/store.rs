@@ -442,7 +442,7 @@ fn database_rows_enter_the_store_as_cedar_reads_them_and_bad_ones_alone_are_refu
     let files = load(&sources).unwrap_or_else(|e| panic!("{:#?}", e.diagnostics));
     assert!(!files.is_complete());
     let from_db: Vec<Value> = parts[1..].iter().flatten().cloned().collect();
-    let batch = files.read_rows(0, &rows(&from_db));
+    let batch = files.read_rows(0, Scope::Full, &rows(&from_db));
     let (full, refused) = files
         .with_database(0, Scope::Full, batch, 10)
         .expect("applies");
@@ -479,7 +479,7 @@ fn database_rows_enter_the_store_as_cedar_reads_them_and_bad_ones_alone_are_refu
         uid_id: gone.clone(),
         json: None,
     });
-    let batch = full.read_rows(0, &change);
+    let batch = full.read_rows(0, Scope::Changes, &change);
     let (next, refused) = full
         .with_database(0, Scope::Changes, batch, 11)
         .expect("applies");

@@ -377,15 +377,18 @@ impl Snapshot {
     }
 
     /// Reads `rows` of database source `source` against this snapshot's
-    /// schema. Pure CPU work: callers spread large reads over threads.
-    pub fn read_rows(&self, source: usize, rows: &[Row]) -> RowBatch {
+    /// schema, for a full read or for changes (a handful of rows, for which
+    /// learning each type's shape from Cedar's parser first would cost more
+    /// than it saves: that was half a change's cost). Pure CPU work:
+    /// callers spread large reads over threads.
+    pub fn read_rows(&self, source: usize, scope: Scope, rows: &[Row]) -> RowBatch {
         let key = self.entity_files.schema_key();
         let reading = Reading {
             schema: self.schema.as_deref(),
             conformance: self.conformance.as_deref(),
             key,
         };
-        let mut parser = Parser::new(&reading);
+        let mut parser = Parser::learning(&reading, scope == Scope::Full);
         let mut types = Types::default();
         let id = DATABASE_IDS + source as u32;
         let mut batch = RowBatch {

@@ -264,9 +264,16 @@ pub(super) struct Parser<'s> {
 
 impl<'s> Parser<'s> {
     pub(super) fn new(reading: &'s Reading<'s>) -> Self {
+        Self::learning(reading, true)
+    }
+
+    /// `learn`: whether the fast reader consults Cedar's parser on the
+    /// first entity of each type (see [`Reader::new`]): worth it for many
+    /// entities, not for a handful.
+    pub(super) fn learning(reading: &'s Reading<'s>, learn: bool) -> Self {
         Parser {
             reading,
-            reader: reading.schema.map(|s| Reader::new(s, true)),
+            reader: reading.schema.map(|s| Reader::new(s, learn)),
             types: Types::default(),
             names: Names::default(),
         }

@@ -157,7 +157,7 @@ impl Connection {
             )
             .await
             .map_err(|e| ReadError::of("cannot read doorman.entities", e))?;
-        let mut all = snapshot.read_rows(source, &[]);
+        let mut all = snapshot.read_rows(source, Scope::Full, &[]);
         // At most two batches are read while the next is fetched.
         let mut reading: std::collections::VecDeque<tokio::task::JoinHandle<RowBatch>> =
             std::collections::VecDeque::new();
@@ -170,7 +170,7 @@ impl Connection {
             let rows = entity_rows(&rows)?;
             let snapshot = Arc::clone(snapshot);
             reading.push_back(tokio::task::spawn_blocking(move || {
-                snapshot.read_rows(source, &rows)
+                snapshot.read_rows(source, Scope::Full, &rows)
             }));
             while reading.len() > 2 || (done && !reading.is_empty()) {
                 if let Some(handle) = reading.pop_front() {
