@@ -267,19 +267,7 @@ impl Server {
     }
 
     fn memory(&self) -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or("?".to_owned(), |kb| {
-                    format!("{:.0} MiB", kb as f64 / 1024.0)
-                })
-        };
-        format!("RSS {} (peak {})", field("VmRSS:"), field("VmHWM:"))
+        common::memory_of(&self.child.id().to_string())
     }
 }
 

@@ -637,7 +637,12 @@ pub fn rss_kib() -> u64 {
 
 /// Peak and current resident memory of this process, from /proc (Linux).
 pub fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_of("self")
+}
+
+/// Peak and current resident memory of process `pid` (or `self`).
+pub fn memory_of(pid: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()

@@ -308,7 +308,8 @@ impl Follower {
         .await
         .map_err(|e| ReadError(format!("applying rows failed: {e}")))?
         .map_err(|e| ReadError(e.to_string()))?;
-        publish(target, next);
+        // The status first: whoever sees the new answers sees the status
+        // that explains them.
         let now = SystemTime::now();
         self.refused(refused);
         self.update(|s| {
@@ -317,6 +318,7 @@ impl Follower {
                 .latest
                 .map(|at| (at, now.duration_since(at).unwrap_or_default()));
         });
+        publish(target, next);
         Ok(changes.position)
     }
 
@@ -348,8 +350,8 @@ impl Follower {
             }
             match self.apply(&current, Scope::Full, batch, position).await {
                 Ok((next, refused)) => {
-                    publish(target, next);
                     self.read_done(position, refused);
+                    publish(target, next);
                     return Ok(position);
                 }
                 // A reload changed the schema meanwhile: read again.

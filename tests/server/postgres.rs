@@ -115,6 +115,27 @@ async fn insert(client: &tokio_postgres::Client, item: &Value) {
         .expect("insert");
 }
 
+/// A cluster holding the bare contract, the sidecar following it, and a
+/// connection to the sidecar that finds Ada allowed to view the support
+/// inbox (what the tests then change).
+async fn following_bare() -> (Cluster, Process, Conn<TcpStream>) {
+    let cluster = Cluster::start();
+    let url = bare(&cluster).await;
+    let server = Process::start_with(&flags(&url));
+    let mut conn = server.connect().await;
+    assert_eq!(
+        ask(
+            &mut conn,
+            "acme-ada",
+            "ViewInbox",
+            ("Inbox", "acme-support")
+        )
+        .await,
+        "allow"
+    );
+    (cluster, server, conn)
+}
+
 async fn ask(conn: &mut Conn<TcpStream>, p: &str, action: &str, r: (&str, &str)) -> String {
     let answer = conn
         .post("/v1/is_authorized", &query(("Member", p), action, r))
@@ -518,15 +539,8 @@ async fn a_row_that_breaks_the_schema_is_refused_and_the_rest_applied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_poll_catches_up_when_notifications_are_lost() {
-    let cluster = Cluster::start();
-    let url = bare(&cluster).await;
-    let server = Process::start_with(&flags(&url));
-    let mut conn = server.connect().await;
+    let (cluster, _server, mut conn) = following_bare().await;
     let support = ("Inbox", "acme-support");
-    assert_eq!(
-        ask(&mut conn, "acme-ada", "ViewInbox", support).await,
-        "allow"
-    );
     // Triggers off (no NOTIFY), and the change row written by hand.
     cluster
         .connect("bare")
@@ -546,15 +560,8 @@ async fn the_poll_catches_up_when_notifications_are_lost() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_log_pruned_past_the_position_means_a_full_read() {
-    let cluster = Cluster::start();
-    let url = bare(&cluster).await;
-    let server = Process::start_with(&flags(&url));
-    let mut conn = server.connect().await;
+    let (cluster, _server, mut conn) = following_bare().await;
     let support = ("Inbox", "acme-support");
-    assert_eq!(
-        ask(&mut conn, "acme-ada", "ViewInbox", support).await,
-        "allow"
-    );
     // A change whose log row is pruned before anyone could read it.
     cluster
         .connect("bare")
@@ -634,20 +641,26 @@ async fn tls_is_used_when_the_url_asks_and_the_certificate_is_checked() {
         .await,
         "allow"
     );
-    // The sidecar's connection (it keeps one open to follow changes) is
-    // encrypted.
-    let encrypted: i64 = cluster
-        .connect("app")
-        .await
-        .query_one(
-            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-             WHERE a.application_name = 'doorman' AND s.ssl",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(encrypted >= 1, "no encrypted doorman connection");
+    // The sidecar's connection (it opens one to follow changes once it
+    // serves) is encrypted.
+    let app = cluster.connect("app").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let encrypted: i64 = app
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = 'doorman' AND s.ssl",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if encrypted >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no encrypted doorman connection");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A certificate from another CA is refused, and the message says why.
     let other = Cluster::start_tls();
