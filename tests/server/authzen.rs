@@ -278,6 +278,45 @@ async fn transport_follows_the_https_binding() {
     );
 }
 
+/// A refusal read from the headers (a bad `Doorman-Explain`) is given
+/// only once the body is read, so the connection carries on: here the body
+/// arrives after the headers, in two writes, and the next request on the
+/// same connection is answered.
+#[tokio::test]
+async fn a_bad_explain_header_leaves_the_connection_usable() {
+    let server = start(&[]);
+    let mut c = server.connect().await;
+    let body = ask(user("alice"), act("read"), record("record-1")).to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let head = format!(
+        "POST {EVALUATION} HTTP/1.1\r\nHost: doorman\r\nContent-Type: application/json\r\n\
+         Doorman-Explain: perhaps\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write(&[head.as_bytes(), first].concat()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    c.write(rest).await;
+    let r = c
+        .read_response()
+        .await
+        .expect("an answer to the first request");
+    assert_eq!(refused(&r), "Doorman-Explain");
+    // The same connection: the next request is read as one.
+    let r = c.post_raw(EVALUATION, body.as_bytes()).await;
+    assert!(plain(&r));
+    // And with the whole request in one write.
+    let r = c
+        .send(
+            "POST",
+            EVALUATION,
+            &[("Doorman-Explain", "maybe")],
+            Some(body.as_bytes()),
+        )
+        .await;
+    assert_eq!(refused(&r), "Doorman-Explain");
+    assert!(plain(&c.post_raw(EVALUATION, body.as_bytes()).await));
+}
+
 // ----------------------------------------------------------- evaluation
 
 #[tokio::test]

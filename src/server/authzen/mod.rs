@@ -13,7 +13,10 @@
 //!   so every answer can be found in logs;
 //! - an explanation (the policies that decided, those that failed) is
 //!   given only when asked for with `Doorman-Explain: true`, because the
-//!   default answers must be exactly the spec's (`{"decision": true}`).
+//!   default answers must be exactly the spec's (`{"decision": true}`);
+//! - a refusal the headers alone decide (the Content-Type,
+//!   `Doorman-Explain`) is given after the body is read, so the client's
+//!   keep-alive connection survives it.
 //!
 //! The endpoints are [`evaluate`], [`search`] and [`metadata`]; [`read`]
 //! reads bodies, [`question`] maps AuthZEN onto Cedar (the contract in the
@@ -122,13 +125,11 @@ async fn answer(
     if request.method() != Method::POST {
         return wrong_method(endpoint.path(), "POST");
     }
-    let explain = match explain(request.headers()) {
-        Ok(e) => e,
-        Err(e) => return refuse(&e),
-    };
+    // What the headers say is judged now but refused only after the body
+    // is read (and so consumed): an answer given over unread bytes would
+    // cost the client its keep-alive connection.
+    let explain = explain(request.headers());
     let json = is_json(request.headers());
-    // Read (and so consume) the body before any refusal, so the
-    // connection stays usable for the client's next request.
     let body = match body::read(request, state.config()).await {
         Ok(b) => b,
         Err(e) => return refuse(&e),
@@ -139,6 +140,10 @@ async fn answer(
             "AuthZEN requests must be sent with Content-Type: application/json",
         ));
     }
+    let explain = match explain {
+        Ok(e) => e,
+        Err(e) => return refuse(&e),
+    };
     let inline = body.len() <= INLINE_BODY;
     match post {
         Post::Evaluation => offload(inline, move || evaluate::single(&state, &body, explain)).await,
