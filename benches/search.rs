@@ -26,6 +26,7 @@
 mod common;
 
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use common::{Shape, memory, sources, write_world};
@@ -70,7 +71,7 @@ fn describe(snapshot: &Snapshot, label: &str) {
     for (searched, query) in queries(7) {
         let started = Instant::now();
         let page = snapshot
-            .search(searched, &query, &[], None, usize::MAX)
+            .search(searched, &query, &[], None, NonZeroUsize::MAX)
             .expect("the search is accepted");
         println!(
             "  {searched:?}: {} results, {} candidates decided, {:.1?} ({label})",
@@ -126,7 +127,7 @@ fn main() {
                 b.iter(|| {
                     company = (company + 7919) % shape.companies;
                     let (searched, query) = &queries(company)[i];
-                    black_box(snapshot.search(*searched, query, &[], None, usize::MAX))
+                    black_box(snapshot.search(*searched, query, &[], None, NonZeroUsize::MAX))
                 })
             });
         }
@@ -135,7 +136,13 @@ fn main() {
             b.iter(|| {
                 company = (company + 7919) % shape.companies;
                 let (searched, query) = &queries(company)[0];
-                black_box(snapshot.search(*searched, query, &[], None, 10))
+                black_box(snapshot.search(
+                    *searched,
+                    query,
+                    &[],
+                    None,
+                    NonZeroUsize::new(10).unwrap(),
+                ))
             })
         });
         group.finish();
@@ -148,7 +155,12 @@ fn main() {
                 b.iter(|| {
                     company = (company + 7919) % shape.companies;
                     let (searched, query) = &queries(company)[0];
-                    black_box(snapshot.search_deciding_all(*searched, query, None, usize::MAX))
+                    black_box(snapshot.search_deciding_all(
+                        *searched,
+                        query,
+                        None,
+                        NonZeroUsize::MAX,
+                    ))
                 })
             });
             group.finish();

@@ -26,6 +26,8 @@
 
 mod guard;
 
+use std::num::NonZeroUsize;
+
 use cedar_policy::{EntityUid, Schema};
 use smol_str::SmolStr;
 
@@ -122,7 +124,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         after: Option<&Cursor>,
-        limit: usize,
+        limit: NonZeroUsize,
     ) -> Result<Page, QueryError> {
         self.search_with(searched, query, layers, after, limit, true)
     }
@@ -135,7 +137,7 @@ impl Snapshot {
         searched: Searched,
         query: &Query,
         after: Option<&Cursor>,
-        limit: usize,
+        limit: NonZeroUsize,
     ) -> Result<Page, QueryError> {
         self.search_with(searched, query, &[], after, limit, false)
     }
@@ -146,7 +148,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         after: Option<&Cursor>,
-        limit: usize,
+        limit: NonZeroUsize,
         narrow: bool,
     ) -> Result<Page, QueryError> {
         let layers: Vec<&Overlay> = layers.iter().copied().filter(|l| !l.is_empty()).collect();
@@ -168,7 +170,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         from: Place,
-        limit: usize,
+        limit: NonZeroUsize,
         narrow: bool,
     ) -> Result<Page, QueryError> {
         let (searched, fixed, field) = match side {
@@ -212,7 +214,6 @@ impl Snapshot {
         collect(
             candidates,
             limit,
-            from.clone(),
             |(shard, r)| {
                 Place::Entity(Position {
                     shard: *shard,
@@ -267,7 +268,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         from: Place,
-        limit: usize,
+        limit: NonZeroUsize,
     ) -> Result<Page, QueryError> {
         let after = match &from {
             Place::Start => None,
@@ -288,7 +289,6 @@ impl Snapshot {
         collect(
             actions[start..].iter(),
             limit,
-            from.clone(),
             |(s, _)| Place::Action(s.clone()),
             |(_, action)| {
                 asked.action = action.clone();
@@ -339,32 +339,32 @@ fn policy_actions(snapshot: &Snapshot) -> Vec<EntityUid> {
 }
 
 /// Up to `limit` candidates that `allowed` accepts, then one more looked
-/// for: if there is one, the page ends with a cursor at its last result.
-/// `from` is where the page started (its cursor when `limit` is 0).
+/// for: if there is one, the page ends with a cursor at its last result
+/// (a full page has one: `limit` is at least 1, so every cursor is past
+/// where the page began and paging always advances).
 fn collect<C>(
     candidates: impl Iterator<Item = C>,
-    limit: usize,
-    from: Place,
+    limit: NonZeroUsize,
     place: impl Fn(&C) -> Place,
     mut allowed: impl FnMut(&C) -> Result<bool, QueryError>,
     uid: impl Fn(&C) -> EntityUid,
 ) -> Result<Page, QueryError> {
     let mut results = Vec::new();
-    let mut last = from;
+    let mut last = None;
     let mut decided = 0;
     for c in candidates {
         decided += 1;
         if !allowed(&c)? {
             continue;
         }
-        if results.len() == limit {
+        if results.len() == limit.get() {
             return Ok(Page {
                 results,
-                next: Some(Cursor(last)),
+                next: last.map(Cursor),
                 decided,
             });
         }
-        last = place(&c);
+        last = Some(place(&c));
         results.push(uid(&c));
     }
     Ok(Page {

@@ -982,6 +982,26 @@ async fn searches_find_what_evaluations_allow_page_by_page() {
         let field = refused(&c.post(SUBJECTS, &body).await);
         assert!(field.starts_with("page"), "{bad}: {field}");
     }
+    // A page of 0 would never advance (its token would be where it
+    // started): refused, and so is a token made to carry a limit of 0
+    // (version, 16 bytes of binding, then the limit).
+    let mut zero = who_reads.clone();
+    zero["page"] = json!({"limit": 0});
+    let r = c.post(SUBJECTS, &zero).await;
+    assert_eq!(refused(&r), "page.limit");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 1"),
+        "{}",
+        r.json()
+    );
+    assert_eq!(&token[34..42], "00000001");
+    let forged = format!("{}00000000{}", &token[..34], &token[42..]);
+    let mut body = who_reads.clone();
+    body["page"] = json!({"token": forged});
+    assert_eq!(refused(&c.post(SUBJECTS, &body).await), "page.token");
     // The same request with its keys in another order keeps its token.
     let reordered = format!(
         r#"{{"page": {{"token": "{token}"}}, "resource": {{"id": "record-1", "type": "record"}}, "action": {{"name": "read"}}, "subject": {{"type": "user"}}}}"#

@@ -16,6 +16,8 @@
 //! what an evaluation refuses about them (a malformed type name, an
 //! unknown action, a context the action does not take) a search refuses.
 
+use std::num::{NonZeroU32, NonZeroUsize};
+
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -34,7 +36,7 @@ use crate::snapshot::Snapshot;
 
 /// Results per page when the request gives no `page.limit`, and the most
 /// a page holds whatever it asks.
-pub(super) const PAGE: u32 = 1000;
+pub(super) const PAGE: NonZeroU32 = NonZeroU32::new(1000).unwrap();
 
 /// What an endpoint searches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +128,7 @@ fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<
             &question.query,
             &question.layers(),
             page.cursor.as_ref(),
-            page.limit as usize,
+            NonZeroUsize::try_from(page.limit).unwrap_or(NonZeroUsize::MIN),
         )
         .map_err(|e| question.refused(e))?;
     let results = found
@@ -149,7 +151,7 @@ fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<
 struct Page {
     /// Whether the request had a `page` object (then the answer has one).
     asked: bool,
-    limit: u32,
+    limit: NonZeroU32,
     cursor: Option<Cursor>,
     binding: Binding,
 }
@@ -171,12 +173,26 @@ impl Page {
         let page = read::object(page, "page")?;
         let limit = match read::get(page, "limit") {
             None => None,
-            Some(Json::Int(n)) if *n >= 0 => Some(u32::try_from(*n).unwrap_or(u32::MAX)),
+            // A page of none would never move: its token would be the
+            // place it started from.
+            Some(Json::Int(0)) => {
+                return Err(ApiError::at(
+                    Code::InvalidField,
+                    "page.limit",
+                    "must be at least 1: a page of 0 results never advances",
+                ));
+            }
+            Some(Json::Int(n)) if *n > 0 => Some(
+                u32::try_from(*n)
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .unwrap_or(NonZeroU32::MAX),
+            ),
             Some(other) => {
                 return Err(ApiError::at(
                     Code::InvalidField,
                     "page.limit",
-                    format!("must be a non-negative integer, not {}", describe(other)),
+                    format!("must be a positive integer, not {}", describe(other)),
                 ));
             }
         };

@@ -16,6 +16,8 @@
 //! Nothing secret is in a token and forging one gains nothing: it can
 //! only start a search the client could ask for anyway at some place.
 
+use std::num::NonZeroU32;
+
 use sha2::{Digest, Sha256};
 
 use crate::entity_json::Json;
@@ -51,7 +53,8 @@ impl Binding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Token {
     pub(super) binding: Binding,
-    pub(super) limit: u32,
+    /// At least 1: no page this server gives holds none.
+    pub(super) limit: NonZeroU32,
     pub(super) cursor: Cursor,
 }
 
@@ -59,12 +62,13 @@ impl Token {
     pub(super) fn encode(&self) -> String {
         let mut bytes = vec![VERSION];
         bytes.extend_from_slice(&self.binding.0);
-        bytes.extend_from_slice(&self.limit.to_be_bytes());
+        bytes.extend_from_slice(&self.limit.get().to_be_bytes());
         bytes.extend_from_slice(&self.cursor.to_bytes());
         hex::encode(bytes)
     }
 
-    /// `None` for text no token of this server's version reads as.
+    /// `None` for text no token of this server's version reads as (a page
+    /// size of 0 included: no token was issued for one).
     pub(super) fn decode(text: &str) -> Option<Token> {
         let bytes = hex::decode(text).ok()?;
         let (&version, rest) = bytes.split_first()?;
@@ -75,7 +79,7 @@ impl Token {
         let (limit, cursor) = rest.split_at(4);
         Some(Token {
             binding: Binding(binding.try_into().ok()?),
-            limit: u32::from_be_bytes(limit.try_into().ok()?),
+            limit: NonZeroU32::new(u32::from_be_bytes(limit.try_into().ok()?))?,
             cursor: Cursor::from_bytes(cursor)?,
         })
     }
@@ -143,17 +147,21 @@ mod tests {
                 "subject",
                 &[("subject", Some(&json(r#"{"type": "user"}"#)))],
             ),
-            limit: 25,
+            limit: NonZeroU32::new(25).unwrap(),
             cursor,
         };
         let text = token.encode();
         assert_eq!(Token::decode(&text), Some(token));
+        // The same token with a page size of 0.
+        let zero = format!("{}00000000{}", &text[..34], &text[42..]);
+        assert_eq!(text[34..42], *"00000019");
         for bad in [
             "",
             "zz",
             "00",
             &text[..text.len() - 6],
             &format!("02{}", &text[2..]),
+            &zero,
         ] {
             assert_eq!(Token::decode(bad), None, "{bad}");
         }
