@@ -71,7 +71,14 @@ fn describe(snapshot: &Snapshot, label: &str) {
     for (searched, query) in queries(7) {
         let started = Instant::now();
         let page = snapshot
-            .search(searched, &query, &[], None, NonZeroUsize::MAX)
+            .search(
+                searched,
+                &query,
+                &[],
+                None,
+                NonZeroUsize::MAX,
+                NonZeroUsize::MAX,
+            )
             .expect("the search is accepted");
         println!(
             "  {searched:?}: {} results, {} candidates decided, {:.1?} ({label})",
@@ -127,7 +134,14 @@ fn main() {
                 b.iter(|| {
                     company = (company + 7919) % shape.companies;
                     let (searched, query) = &queries(company)[i];
-                    black_box(snapshot.search(*searched, query, &[], None, NonZeroUsize::MAX))
+                    black_box(snapshot.search(
+                        *searched,
+                        query,
+                        &[],
+                        None,
+                        NonZeroUsize::MAX,
+                        NonZeroUsize::MAX,
+                    ))
                 })
             });
         }
@@ -142,6 +156,7 @@ fn main() {
                     &[],
                     None,
                     NonZeroUsize::new(10).unwrap(),
+                    NonZeroUsize::MAX,
                 ))
             })
         });

@@ -16,8 +16,10 @@
 //!   with `in`, `==`, entity literals, set attributes, optional attributes
 //!   that are missing, attributes naming entities that are not stored,
 //!   attributes that are not entities, and `||` it must not read;
-//! - every page size from 1 to 3 walked to the end, which must give the
-//!   unpaged answer once, in order.
+//! - every page size from 1 to 3, under a budget of 1 to 3 decisions per
+//!   page and under none, walked to the end, which must give the unpaged
+//!   answer once, in order, no page deciding more than its budget (and
+//!   pages the budget ends early, even empty ones, going on after it).
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
@@ -51,10 +53,13 @@ fn query(principal: &str, action: &str, resource: &str) -> Query {
     Query::parse(principal, action, resource, json!({})).expect("a query")
 }
 
-/// A page size.
+/// A page size or a budget.
 fn n(k: usize) -> NonZeroUsize {
     NonZeroUsize::new(k).expect("not 0")
 }
+
+/// No bound.
+const MAX: NonZeroUsize = NonZeroUsize::MAX;
 
 fn placeholder(ty: &EntityTypeName) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), cedar_policy::EntityId::new(""))
@@ -93,7 +98,7 @@ fn oracle(
 
 fn search_all(snapshot: &Snapshot, searched: Searched, query: &Query) -> Result<Page, String> {
     snapshot
-        .search(searched, query, &[], None, NonZeroUsize::MAX)
+        .search(searched, query, &[], None, MAX, MAX)
         .map_err(|e| e.field)
 }
 
@@ -104,6 +109,10 @@ struct Tally {
     found: usize,
     spared: usize,
     searches: usize,
+    /// Pages the budget ended short of their limit, and those it ended
+    /// with no result at all, each with a cursor to go on.
+    cut: usize,
+    cut_empty: usize,
 }
 
 /// Compares one search with the oracle and with the unnarrowed search.
@@ -150,23 +159,42 @@ fn compare(snapshot: &Snapshot, searched: Searched, query: &Query, label: &str, 
     }
 }
 
-/// Every page size from 1 to 3 gives the unpaged results, once, in order.
-/// (A page of 0 cannot be asked for: its cursor would be where it began.)
-fn pages_agree(snapshot: &Snapshot, searched: Searched, query: &Query, label: &str) {
+/// Every page size from 1 to 3, under every budget of decisions from 1 to
+/// 3 and none, gives the unpaged results, once, in order; no page decides
+/// more than its budget. (A page of 0 cannot be asked for: its cursor
+/// would be where it began.)
+fn pages_agree(
+    snapshot: &Snapshot,
+    searched: Searched,
+    query: &Query,
+    label: &str,
+    tally: &mut Tally,
+) {
     let Ok(whole) = search_all(snapshot, searched, query) else {
         return;
     };
-    for limit in (1..=3).map(n) {
+    let budgets = [MAX, n(1), n(2), n(3)];
+    for (limit, budget) in (1..=3).map(n).flat_map(|l| budgets.map(|b| (l, b))) {
         let mut walked = Vec::new();
         let mut after: Option<Cursor> = None;
-        for _ in 0..=whole.results.len() + 1 {
+        // Each page decides at least one candidate and goes on after it.
+        for _ in 0..1000 {
             let page = snapshot
-                .search(searched, query, &[], after.as_ref(), limit)
+                .search(searched, query, &[], after.as_ref(), limit, budget)
                 .expect("a page of an accepted search");
             assert!(
                 page.results.len() <= limit.get(),
                 "{label}: page over {limit}"
             );
+            assert!(
+                page.decided <= budget.get(),
+                "{label}: {} decided over a budget of {budget}",
+                page.decided
+            );
+            if page.next.is_some() && page.results.len() < limit.get() {
+                tally.cut += 1;
+                tally.cut_empty += usize::from(page.results.is_empty());
+            }
             walked.extend(page.results);
             // Cursors survive their bytes (the server's tokens carry them).
             after = page
@@ -177,7 +205,10 @@ fn pages_agree(snapshot: &Snapshot, searched: Searched, query: &Query, label: &s
             }
         }
         assert!(after.is_none(), "{label}: limit {limit} never ended");
-        assert_eq!(walked, whole.results, "{label}: limit {limit}");
+        assert_eq!(
+            walked, whole.results,
+            "{label}: limit {limit}, budget {budget}"
+        );
     }
 }
 
@@ -199,7 +230,7 @@ fn principals(
     };
     let label = format!("{note}which {ty} {action} {resource}?");
     compare(snapshot, Searched::Principal, &query, &label, tally);
-    pages_agree(snapshot, Searched::Principal, &query, &label);
+    pages_agree(snapshot, Searched::Principal, &query, &label, tally);
 }
 
 /// On which entities of type `ty` may `principal` do `action`: compared.
@@ -264,6 +295,12 @@ fn bundled_searches_find_what_deciding_every_entity_finds() {
             }
         }
         assert!(tally.searches > 500, "{} searches", tally.searches);
+        assert!(
+            tally.cut > 100 && tally.cut_empty > 100,
+            "the budget cut {} pages short, {} of them empty",
+            tally.cut,
+            tally.cut_empty
+        );
         assert!(tally.found > 100, "only {} results compared", tally.found);
         assert!(
             tally.spared > 1000,
@@ -291,7 +328,7 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
         query(r#"Member::"""#, "RemoveTeamMember", r#"Member::"acme-mia""#),
     ] {
         let narrowed = snapshot
-            .search(Searched::Principal, &q, &[], None, NonZeroUsize::MAX)
+            .search(Searched::Principal, &q, &[], None, MAX, MAX)
             .unwrap();
         let all = snapshot
             .search_deciding_all(Searched::Principal, &q, None, NonZeroUsize::MAX)
@@ -302,7 +339,7 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
     let inboxes = entities_of(&snapshot, &"Inbox".parse().unwrap());
     let q = query(r#"Member::"acme-ada""#, "ViewInbox", r#"Inbox::"""#);
     let narrowed = snapshot
-        .search(Searched::Resource, &q, &[], None, NonZeroUsize::MAX)
+        .search(Searched::Resource, &q, &[], None, MAX, MAX)
         .unwrap();
     assert!(
         narrowed.decided < inboxes.len(),
@@ -312,7 +349,7 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
     );
     let q = query(r#"Member::"""#, "ViewInbox", r#"Inbox::"acme-support""#);
     let page = snapshot
-        .search(Searched::Principal, &q, &[], None, NonZeroUsize::MAX)
+        .search(Searched::Principal, &q, &[], None, MAX, MAX)
         .unwrap();
     assert!(!page.results.is_empty());
     assert!(
@@ -325,12 +362,12 @@ fn the_tenant_rule_narrows_bundled_searches_to_one_tenant() {
     // An unknown type has no candidates; an unknown action is refused.
     let q = query(r#"Spaceship::"""#, "ViewInbox", r#"Inbox::"acme-support""#);
     let page = snapshot
-        .search(Searched::Principal, &q, &[], None, n(10))
+        .search(Searched::Principal, &q, &[], None, n(10), MAX)
         .unwrap();
     assert_eq!((page.results, page.next, page.decided), (vec![], None, 0));
     let q = query(r#"Member::"""#, "Fly", r#"Inbox::"acme-support""#);
     let e = snapshot
-        .search(Searched::Principal, &q, &[], None, n(10))
+        .search(Searched::Principal, &q, &[], None, n(10), MAX)
         .unwrap_err();
     assert_eq!(e.field, "action");
 }
@@ -475,8 +512,9 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
     for strict in [false, true] {
         let tally = generated_worlds(&mut rng, strict);
         println!(
-            "strict {strict}: {} searches, {} results, {} decisions spared by the narrowing",
-            tally.searches, tally.found, tally.spared
+            "strict {strict}: {} searches, {} results, {} decisions spared by the narrowing, \
+             {} pages cut short by the budget ({} empty)",
+            tally.searches, tally.found, tally.spared, tally.cut, tally.cut_empty
         );
         assert!(tally.found > 1000, "only {} results compared", tally.found);
         assert!(
@@ -484,6 +522,7 @@ fn narrowing_never_drops_what_a_decision_allows_in_generated_worlds() {
             "the narrowing spared {} decisions",
             tally.spared
         );
+        assert!(tally.cut > 100 && tally.cut_empty > 100);
     }
 }
 

@@ -18,11 +18,26 @@
 //!   name), in the order of their names.
 //!
 //! A search answers a page: up to `limit` results, and a [`Cursor`] when
-//! another allowed candidate exists (it looks one result ahead, so a cursor
-//! always means "there is more"). A cursor is a place in the candidate
-//! order, not a snapshot, so the next page may be answered by a newer
-//! snapshot: entities changed in between may be missed or seen twice, as
-//! AuthZEN allows.
+//! the search goes on. A page's work is bounded twice: by `limit`, and by
+//! a `budget` of candidates decided, because a search the forbids cannot
+//! narrow (input entities with properties, a model without a tenant rule)
+//! decides candidates until it has `limit` allowed ones, and when few are
+//! allowed that is every entity of the type (about a second per 100,000).
+//! The page ends at whichever comes first:
+//!
+//! - `limit` results: it looks one result ahead, and the cursor is at the
+//!   last result when there is another allowed candidate (none when there
+//!   is not);
+//! - `budget` candidates decided with candidates left: the cursor is at
+//!   the last candidate decided, so the next page goes on after it; such a
+//!   page may hold fewer than `limit` results, or none, and still have a
+//!   cursor (AuthZEN pages may be short; only an empty `next_token` ends
+//!   them).
+//!
+//! Either way a cursor lies past where the page began, so paging always
+//! advances. A cursor is a place in the candidate order, not a snapshot,
+//! so the next page may be answered by a newer snapshot: entities changed
+//! in between may be missed or seen twice, as AuthZEN allows.
 
 mod guard;
 
@@ -101,7 +116,9 @@ impl Cursor {
 pub struct Page {
     /// Allowed candidates, in the search's order.
     pub results: Vec<EntityUid>,
-    /// Set when another allowed candidate follows the last result.
+    /// Where the next page starts: set when another allowed candidate
+    /// follows the last result, or when the budget ran out before the
+    /// candidates did (then what follows may hold nothing allowed).
     pub next: Option<Cursor>,
     /// How many candidates were decided for this page (those the policies
     /// ruled out beforehand are not counted): what the page cost.
@@ -111,7 +128,8 @@ pub struct Page {
 impl Snapshot {
     /// The candidates of `searched` for which `query` (with the candidate
     /// in place of the searched part) is allowed, at most `limit` of them,
-    /// starting after `after`.
+    /// starting after `after`, deciding at most `budget` candidates (the
+    /// module's doc says where such a page ends).
     ///
     /// Refused, as a decision would be, when a part that does not vary is
     /// invalid (an unknown action, a context the action does not take); a
@@ -125,12 +143,15 @@ impl Snapshot {
         layers: &[&Overlay],
         after: Option<&Cursor>,
         limit: NonZeroUsize,
+        budget: NonZeroUsize,
     ) -> Result<Page, QueryError> {
-        self.search_with(searched, query, layers, after, limit, true)
+        let bounds = Bounds { limit, budget };
+        self.search_with(searched, query, layers, after, bounds, true)
     }
 
     /// [`Snapshot::search`] deciding every candidate, without narrowing by
-    /// the policies: what the tests hold the narrowing against.
+    /// the policies and without a budget: what the tests hold the narrowing
+    /// against.
     #[doc(hidden)]
     pub fn search_deciding_all(
         &self,
@@ -139,7 +160,11 @@ impl Snapshot {
         after: Option<&Cursor>,
         limit: NonZeroUsize,
     ) -> Result<Page, QueryError> {
-        self.search_with(searched, query, &[], after, limit, false)
+        let bounds = Bounds {
+            limit,
+            budget: NonZeroUsize::MAX,
+        };
+        self.search_with(searched, query, &[], after, bounds, false)
     }
 
     fn search_with(
@@ -148,19 +173,19 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         after: Option<&Cursor>,
-        limit: NonZeroUsize,
+        bounds: Bounds,
         narrow: bool,
     ) -> Result<Page, QueryError> {
         let layers: Vec<&Overlay> = layers.iter().copied().filter(|l| !l.is_empty()).collect();
         let from = after.map_or(Place::Start, |c| c.0.clone());
         match searched {
             Searched::Principal => {
-                self.search_entities(Side::Principal, query, &layers, from, limit, narrow)
+                self.search_entities(Side::Principal, query, &layers, from, bounds, narrow)
             }
             Searched::Resource => {
-                self.search_entities(Side::Resource, query, &layers, from, limit, narrow)
+                self.search_entities(Side::Resource, query, &layers, from, bounds, narrow)
             }
-            Searched::Action => self.search_actions(query, &layers, from, limit),
+            Searched::Action => self.search_actions(query, &layers, from, bounds),
         }
     }
 
@@ -170,7 +195,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         from: Place,
-        limit: NonZeroUsize,
+        bounds: Bounds,
         narrow: bool,
     ) -> Result<Page, QueryError> {
         let (searched, fixed, field) = match side {
@@ -213,7 +238,7 @@ impl Snapshot {
         let candidates = candidates.filter(|(_, r)| !narrowing.rules_out(store, &fixed, r));
         collect(
             candidates,
-            limit,
+            bounds,
             |(shard, r)| {
                 Place::Entity(Position {
                     shard: *shard,
@@ -268,7 +293,7 @@ impl Snapshot {
         query: &Query,
         layers: &[&Overlay],
         from: Place,
-        limit: NonZeroUsize,
+        bounds: Bounds,
     ) -> Result<Page, QueryError> {
         let after = match &from {
             Place::Start => None,
@@ -288,7 +313,7 @@ impl Snapshot {
         let mut asked = query.clone();
         collect(
             actions[start..].iter(),
-            limit,
+            bounds,
             |(s, _)| Place::Action(s.clone()),
             |(_, action)| {
                 asked.action = action.clone();
@@ -338,34 +363,50 @@ fn policy_actions(snapshot: &Snapshot) -> Vec<EntityUid> {
         .collect()
 }
 
+/// What one page may cost: results and candidates decided.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    limit: NonZeroUsize,
+    budget: NonZeroUsize,
+}
+
 /// Up to `limit` candidates that `allowed` accepts, then one more looked
-/// for: if there is one, the page ends with a cursor at its last result
-/// (a full page has one: `limit` is at least 1, so every cursor is past
-/// where the page began and paging always advances).
+/// for: if there is one, the page ends with a cursor at its last result (a
+/// full page has one: `limit` is at least 1). Whatever it has found, the
+/// page ends once `budget` candidates are decided and another is left,
+/// with a cursor at the last one decided. Every cursor is past where the
+/// page began, so paging always advances.
 fn collect<C>(
     candidates: impl Iterator<Item = C>,
-    limit: NonZeroUsize,
+    bounds: Bounds,
     place: impl Fn(&C) -> Place,
     mut allowed: impl FnMut(&C) -> Result<bool, QueryError>,
     uid: impl Fn(&C) -> EntityUid,
 ) -> Result<Page, QueryError> {
+    let mut candidates = candidates.peekable();
     let mut results = Vec::new();
     let mut last = None;
     let mut decided = 0;
-    for c in candidates {
+    while let Some(c) = candidates.next() {
         decided += 1;
-        if !allowed(&c)? {
-            continue;
+        if allowed(&c)? {
+            if results.len() == bounds.limit.get() {
+                return Ok(Page {
+                    results,
+                    next: last.map(Cursor),
+                    decided,
+                });
+            }
+            last = Some(place(&c));
+            results.push(uid(&c));
         }
-        if results.len() == limit.get() {
+        if decided == bounds.budget.get() && candidates.peek().is_some() {
             return Ok(Page {
                 results,
-                next: last.map(Cursor),
+                next: Some(Cursor(place(&c))),
                 decided,
             });
         }
-        last = Some(place(&c));
-        results.push(uid(&c));
     }
     Ok(Page {
         results,

@@ -1010,6 +1010,63 @@ async fn searches_find_what_evaluations_allow_page_by_page() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
+/// A search the forbids cannot narrow (the resource comes with
+/// properties) decides every user; past the budget of decisions a page
+/// holds (20,000) it ends early, short of its limit, with a token that
+/// goes on after the last user decided, and the pages together find what
+/// one search would.
+#[tokio::test]
+async fn an_unnarrowed_search_pages_by_its_budget_of_decisions() {
+    const EXTRA: usize = 20_500;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let globex = json!({"type": "org", "id": "globex"});
+    let users: Vec<Value> = (0..EXTRA)
+        .map(|i| {
+            json!({"uid": {"type": "user", "id": format!("g{i:05}")},
+                   "attrs": {"org": globex}, "parents": [globex]})
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("more.json"),
+        Value::Array(users).to_string(),
+    )
+    .expect("write the extra users");
+    let mut sources = sources();
+    sources.entities.push(dir.path().to_owned());
+    let server = Process::start_with(&load_flags(&sources));
+    let mut c = server.connect().await;
+
+    let mut body = json!({"subject": {"type": "user"}, "action": act("read"),
+                          "resource": {"type": "record", "id": "record-1", "properties": {"status": "active"}},
+                          "page": {"limit": 10}});
+    let mut walked = Vec::new();
+    let mut pages = Vec::new();
+    loop {
+        let r = c.post(SUBJECTS, &body).await;
+        let results = found(&r);
+        let token = r.json()["page"]["next_token"]
+            .as_str()
+            .expect("a next_token")
+            .to_owned();
+        pages.push((results.len(), !token.is_empty()));
+        walked.extend(results);
+        if token.is_empty() {
+            break;
+        }
+        body["page"] = json!({"token": token});
+        assert!(pages.len() < 5, "pagination never ends: {pages:?}");
+    }
+    // 20,507 users: the first page decides 20,000 of them and stops short
+    // of 10 results (there are 5 in all); the second decides the rest.
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[0].0 < 10 && pages[0].1, "{pages:?}");
+    assert_eq!(
+        as_set(walked.clone()),
+        set(&["alice", "bob", "carol", "dave", "erin"])
+    );
+    assert_eq!(walked.len(), 5, "a user found twice: {walked:?}");
+}
+
 // ------------------------------------------------------------- metadata
 
 #[tokio::test]

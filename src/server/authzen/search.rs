@@ -5,8 +5,12 @@
 //! search has no action), and is answered by the library's
 //! [`Snapshot::search`] on one snapshot. The answer is
 //! `{"results": [...]}`, with a `page` object first when the request
-//! carried one or when there are more results than the page holds
-//! (`next_token` is `""` on the last page).
+//! carried one or when the search goes on (`next_token` is `""` on the
+//! last page). A page holds at most `page.limit` results (at least 1, at
+//! most [`PAGE`]) and decides at most [`BUDGET`] candidates, so no request
+//! costs more than a bounded amount whatever it asks: a page cut short by
+//! the budget may hold fewer results than asked, or none, and still have a
+//! `next_token`.
 //!
 //! An unknown searched type, even one no Cedar type could be, has no
 //! entities: `{"results": []}`, never a 400; so has a given type the
@@ -37,6 +41,18 @@ use crate::snapshot::Snapshot;
 /// Results per page when the request gives no `page.limit`, and the most
 /// a page holds whatever it asks.
 pub(super) const PAGE: NonZeroU32 = NonZeroU32::new(1000).unwrap();
+
+/// Candidates decided per page at most. A search the forbids cannot narrow
+/// (input entities with `properties`, a model without a tenant rule)
+/// decides candidates until it has a page of allowed ones, which on a
+/// large store where few are allowed is every entity of the type: 1.1 s
+/// per 100,000 Members with the bundled model (docs/performance.md, the
+/// search deciding every Member). At about 11 µs a decision, a page costs
+/// at most about 0.2 s; a page that runs out answers what
+/// it found (perhaps nothing) with a `next_token` that goes on after the
+/// last candidate decided. A search narrowed to a tenant decides that
+/// tenant's entities only and rarely comes near it.
+pub(super) const BUDGET: NonZeroUsize = NonZeroUsize::new(20_000).unwrap();
 
 /// What an endpoint searches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +145,7 @@ fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<
             &question.layers(),
             page.cursor.as_ref(),
             NonZeroUsize::try_from(page.limit).unwrap_or(NonZeroUsize::MIN),
+            BUDGET,
         )
         .map_err(|e| question.refused(e))?;
     let results = found
