@@ -165,26 +165,29 @@ fn search(snapshot: &Snapshot, kind: Kind, top: &Fields<'_>) -> Result<Response<
 }
 
 /// The request's `page`, with its token read and checked.
-struct Page {
+struct Page<'j> {
     /// Whether the request had a `page` object (then the answer has one).
     asked: bool,
     limit: NonZeroU32,
     cursor: Option<Cursor>,
-    binding: Binding,
+    /// The request, for binding a token to it: only when one is read or
+    /// issued (most searches are answered in one page and need neither).
+    request: &'j Fields<'j>,
+    kind: Kind,
+    /// Its binding, once a token has needed it.
+    binding: Option<Binding>,
 }
 
-impl Page {
-    fn read(top: &Fields<'_>, kind: Kind) -> Result<Page, ApiError> {
-        let binding = Binding::of(
-            kind.name(),
-            &["subject", "action", "resource", "context"].map(|n| (n, read::get(top, n))),
-        );
+impl<'j> Page<'j> {
+    fn read(top: &'j Fields<'j>, kind: Kind) -> Result<Page<'j>, ApiError> {
         let Some(page) = read::get(top, "page") else {
             return Ok(Page {
                 asked: false,
                 limit: PAGE,
                 cursor: None,
-                binding,
+                request: top,
+                kind,
+                binding: None,
             });
         };
         let page = read::object(page, "page")?;
@@ -213,6 +216,7 @@ impl Page {
                 ));
             }
         };
+        let mut binding = None;
         let (limit, cursor) = match read::string(page, "token", "page")?.filter(|t| !t.is_empty()) {
             None => (limit.unwrap_or(PAGE), None),
             Some(text) => {
@@ -223,7 +227,9 @@ impl Page {
                         "is not a token this server issued",
                     )
                 })?;
-                if token.binding != binding {
+                let request = bind(top, kind);
+                binding = Some(request);
+                if token.binding != request {
                     return Err(ApiError::at(
                         Code::InvalidField,
                         "page.token",
@@ -248,6 +254,8 @@ impl Page {
             asked: true,
             limit: limit.min(PAGE),
             cursor,
+            request: top,
+            kind,
             binding,
         })
     }
@@ -256,7 +264,9 @@ impl Page {
         let page = (self.asked || next.is_some()).then(|| PageOut {
             next_token: next.map_or_else(String::new, |cursor| {
                 Token {
-                    binding: self.binding,
+                    binding: self
+                        .binding
+                        .unwrap_or_else(|| bind(self.request, self.kind)),
                     limit: self.limit,
                     cursor,
                 }
@@ -266,6 +276,14 @@ impl Page {
         });
         respond(StatusCode::OK, &Answer { page, results })
     }
+}
+
+/// What a token is bound to: the endpoint and the request's parts.
+fn bind(request: &Fields<'_>, kind: Kind) -> Binding {
+    Binding::of(
+        kind.name(),
+        &["subject", "action", "resource", "context"].map(|n| (n, read::get(request, n))),
+    )
 }
 
 fn describe(value: &Json<'_>) -> String {
