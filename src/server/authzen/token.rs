@@ -13,8 +13,14 @@
 //!   revision, so pages keep working across a reload (entities changed in
 //!   between may be missed or repeated, as the spec allows).
 //!
-//! Nothing secret is in a token and forging one gains nothing: it can
-//! only start a search the client could ask for anyway at some place.
+//! The binding is an unkeyed hash: it tells a follow-up that repeats its
+//! request from one that changed it (refused), and no more. Anyone can
+//! build a token for any request and place, and that gains nothing: a
+//! token only starts a search the client could ask for anyway, somewhere
+//! in its candidate order, and whatever it says a page holds at least one
+//! result and at most 1,000 and decides at most a budget of candidates
+//! (`super::search`). Tokens are not a security boundary; nothing secret
+//! is in one.
 
 use std::num::NonZeroU32;
 
