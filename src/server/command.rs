@@ -64,7 +64,7 @@ pub struct ServeArgs {
     pub workers: Option<u16>,
     /// The AuthZEN PDP identifier in /.well-known/authzen-configuration
     /// (default: http:// and the listen address; for a wildcard address
-    /// or a Unix socket, the request's Host).
+    /// or a Unix socket, the host[:port] the request names).
     #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
 }
@@ -82,6 +82,7 @@ impl ServeArgs {
             read_timeout: self.read_timeout,
             shutdown_timeout: self.shutdown_timeout,
             pdp_url: self.authzen_pdp_url.clone(),
+            listen: None,
         }
     }
 }
@@ -139,6 +140,7 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
 
     let (mode, mode_text) = args.watch.clone();
     let mut config = args.config();
+    config.listen = Some(address.to_string());
     if config.pdp_url.is_none() {
         config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
     }

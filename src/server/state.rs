@@ -41,8 +41,12 @@ pub struct Config {
     /// connections anyway.
     pub shutdown_timeout: Duration,
     /// The AuthZEN PDP identifier the metadata advertises (`None`: from
-    /// each request's `Host` header).
+    /// the host each request names).
     pub pdp_url: Option<String>,
+    /// The address listened on (`0.0.0.0:8700`, `unix:/run/d.sock`): what
+    /// the AuthZEN metadata advertises when there is no `pdp_url` and the
+    /// request names no usable host (`None`, or a Unix socket: localhost).
+    pub listen: Option<String>,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             pdp_url: None,
+            listen: None,
         }
     }
 }

@@ -1076,6 +1076,8 @@ async fn metadata_names_every_endpoint_under_the_pdp_identifier() {
     let r = c.get(METADATA).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
+    // The same for every request: cacheable.
+    assert_eq!(r.header("cache-control"), None);
     let base = format!("http://{}", server.address);
     assert_eq!(
         r.json(),
@@ -1112,14 +1114,52 @@ async fn metadata_names_every_endpoint_under_the_pdp_identifier() {
         "https://pdp.example.com/authz/access/v1/search/action"
     );
 
-    // A listener on every address advertises the Host the client used.
+    // A listener on every address advertises the host the client named,
+    // and says not to keep that document for anyone else.
     let mut args = load_flags(&sources());
     args.extend(["--listen".to_owned(), "0.0.0.0:0".to_owned()]);
     let server = Process::start_with(&args);
     let port = server.address.rsplit(':').next().unwrap().to_owned();
     let mut c = Conn::tcp(&format!("127.0.0.1:{port}")).await;
-    let json = c.get(METADATA).await.json();
-    assert_eq!(json["policy_decision_point"], "http://doorman");
+    let r = c.get(METADATA).await;
+    assert_eq!(r.json()["policy_decision_point"], "http://doorman");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let mut get = async |target: &str, host: &str| {
+        c.write(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await;
+        let r = c.read_response().await.expect("an answer");
+        assert_eq!(r.status, 200, "{host}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{host}");
+        r.json()
+    };
+    let json = get(METADATA, "pdp.example.com:8443").await;
+    assert_eq!(json["policy_decision_point"], "http://pdp.example.com:8443");
+    assert_eq!(
+        json["access_evaluation_endpoint"],
+        format!("http://pdp.example.com:8443{EVALUATION}")
+    );
+    let json = get(METADATA, "[::1]:8700").await;
+    assert_eq!(json["policy_decision_point"], "http://[::1]:8700");
+    // The target's authority comes first (HTTP/2 sends only that).
+    let json = get(&format!("http://pdp.internal:9000{METADATA}"), "doorman").await;
+    assert_eq!(json["policy_decision_point"], "http://pdp.internal:9000");
+    // A Host that is not host[:port] is not reflected: the listen address
+    // is advertised instead.
+    for hostile in [
+        "evil.example/phish?x=",
+        "user@evil.example",
+        "evil.example\"><script>x</script>",
+        "evil.example:80/..",
+        "evil.example#",
+    ] {
+        let json = get(METADATA, hostile).await;
+        assert_eq!(
+            json["policy_decision_point"],
+            format!("http://0.0.0.0:{port}"),
+            "{hostile}"
+        );
+        assert!(!json.to_string().contains("evil"), "{hostile}: {json}");
+    }
 
     // A URL that is not one stops the start, naming the flag.
     let mut args = load_flags(&sources());

@@ -118,7 +118,7 @@ async fn answer(
         Endpoint::SearchResource => Post::Search(search::Kind::Resource),
         Endpoint::SearchAction => Post::Search(search::Kind::Action),
         Endpoint::Metadata if request.method() == Method::GET => {
-            return metadata::answer(&state, request.headers());
+            return metadata::answer(&state, request.uri(), request.headers());
         }
         Endpoint::Metadata => return wrong_method(endpoint.path(), "GET"),
     };
