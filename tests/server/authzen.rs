@@ -498,6 +498,64 @@ async fn evaluations_give_the_fixtures_decisions_and_map_onto_cedar() {
     assert_eq!(refused(&r), "Doorman-Explain");
 }
 
+/// What the README promises gateway teams: a property or context key the
+/// schema does not declare is a 400 naming where it was sent, in every
+/// validation mode (the schema directs reading requests in all of them).
+#[tokio::test]
+async fn undeclared_properties_and_context_keys_are_refused_by_field() {
+    for mode in ["strict", "permissive", "off"] {
+        let server = start(&["--validation", mode]);
+        let mut c = server.connect().await;
+        let cases = [
+            (
+                ask(
+                    json!({"type": "user", "id": "alice", "properties": {"shoe_size": 9}}),
+                    act("read"),
+                    record("record-1"),
+                ),
+                ("subject.properties", "invalid_entities"),
+            ),
+            (
+                ask(
+                    user("alice"),
+                    act("read"),
+                    json!({"type": "record", "id": "record-1", "properties": {"colour": "red"}}),
+                ),
+                ("resource.properties", "invalid_entities"),
+            ),
+            (
+                json!({"subject": user("alice"), "action": act("read"),
+                       "resource": record("record-1"), "context": {"mood": "x"}}),
+                ("context", "invalid_request"),
+            ),
+            (
+                ask(
+                    user("alice"),
+                    json!({"name": "read", "properties": {"mood": "x"}}),
+                    record("record-1"),
+                ),
+                ("action.properties", "invalid_request"),
+            ),
+        ];
+        for (body, (field, code)) in cases {
+            let r = c.post(EVALUATION, &body).await;
+            assert_eq!(
+                (refused(&r), r.error().0),
+                (field.to_owned(), code.to_owned()),
+                "{mode}: {body}"
+            );
+        }
+        // Declared ones are fine.
+        let mut declared = ask(
+            json!({"type": "user", "id": "alice", "properties": {"department": "Sales"}}),
+            act("read"),
+            record("record-1"),
+        );
+        declared["context"] = json!({"ip": "192.168.1.1"});
+        assert!(plain(&c.post(EVALUATION, &declared).await), "{mode}");
+    }
+}
+
 // ---------------------------------------------------------- evaluations
 
 #[tokio::test]
