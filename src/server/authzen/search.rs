@@ -48,10 +48,10 @@ pub(super) const PAGE: NonZeroU32 = NonZeroU32::new(1000).unwrap();
 /// large store where few are allowed is every entity of the type: 1.1 s
 /// per 100,000 Members with the bundled model (docs/performance.md, the
 /// search deciding every Member). At about 11 µs a decision, a page costs
-/// at most about 0.2 s; a page that runs out answers what
-/// it found (perhaps nothing) with a `next_token` that goes on after the
-/// last candidate decided. A search narrowed to a tenant decides that
-/// tenant's entities only and rarely comes near it.
+/// at most about 0.2 s; a page that runs out answers what it found
+/// (perhaps nothing) with a `next_token` that goes on after the last
+/// candidate decided. A search narrowed to a tenant decides that tenant's
+/// entities only and rarely comes near it.
 pub(super) const BUDGET: NonZeroUsize = NonZeroUsize::new(20_000).unwrap();
 
 /// What an endpoint searches for.
