@@ -112,15 +112,7 @@ fn main() {
         );
         let c = shape.companies / 2;
         let file = tenant_path(&entities, c);
-        // Seat m0 is an admin in version 0 and a manager in version 1
-        // (version 1 rotates roles by two): billing is the admins' alone.
-        let question = doorman::Query::parse(
-            &format!("Member::\"c{c}-m0\""),
-            "ModifyBilling",
-            &format!("Company::\"c{c}\""),
-            serde_json::json!({}),
-        )
-        .expect("query");
+        let question = billing(c);
         let versions = [
             tenant_file(c, shape.members, 0),
             tenant_file(c, shape.members, 2),
@@ -195,13 +187,7 @@ fn main() {
             memory()
         );
         let c = shape.companies / 2;
-        let question = doorman::Query::parse(
-            &format!("Member::\"c{c}-m0\""),
-            "ModifyBilling",
-            &format!("Company::\"c{c}\""),
-            serde_json::json!({}),
-        )
-        .expect("query");
+        let question = billing(c);
         let versions = [
             seat_rows(c, shape.members, 0, 10),
             seat_rows(c, shape.members, 2, 10),
@@ -254,6 +240,19 @@ fn main() {
         "  {} (target: flat, each <= 200 ms)",
         ratio("reload/one-tenant/1M", "reload/one-tenant/100k")
     );
+}
+
+/// May company `c`'s seat m0 modify billing? Seat m0 is an admin in the
+/// unshifted version and a manager with roles rotated by two: billing is
+/// the admins' alone, so the answer tells the versions apart.
+fn billing(c: usize) -> doorman::Query {
+    doorman::Query::parse(
+        &format!("Member::\"c{c}-m0\""),
+        "ModifyBilling",
+        &format!("Company::\"c{c}\""),
+        serde_json::json!({}),
+    )
+    .expect("query")
 }
 
 /// Company `c`'s entities as database rows; `shift` rotates its seats'

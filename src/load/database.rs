@@ -641,6 +641,27 @@ mod tests {
     }
 
     #[test]
+    fn too_many_sources_are_refused_not_overflowed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let source = DatabaseSource::parse("postgres://app@db.invalid/app").expect("parses");
+        let sources = crate::load::Sources {
+            policies: root.join("policies"),
+            schema: Some(root.join("schema")),
+            entities: vec![],
+            databases: vec![source; MAX_DATABASES + 1],
+            validation: crate::snapshot::ValidationMode::Strict,
+        };
+        let refused = crate::load::load(&sources).err().expect("refused");
+        assert!(
+            refused.diagnostics[0]
+                .message
+                .contains("at most 1024 database sources"),
+            "{:?}",
+            refused.diagnostics
+        );
+    }
+
+    #[test]
     fn pgpass_lines_split_on_unescaped_colons() {
         assert_eq!(
             pgpass_fields(r"db\:1:5432:*:app:pa\:ss\\word"),

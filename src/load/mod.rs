@@ -107,6 +107,17 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
     };
     let schema_failed = sources.schema.is_some() && schema.is_none();
 
+    // Each source's records carry an id of their own above the files'; past
+    // this many the ids would run out.
+    if sources.databases.len() > MAX_DATABASES {
+        diags.push(Diagnostic::new(
+            Path::new(sources.databases[MAX_DATABASES].label()),
+            0,
+            0,
+            format!("at most {MAX_DATABASES} database sources can be given to --entities"),
+        ));
+    }
+
     if sources.validation != ValidationMode::Off && sources.schema.is_none() {
         diags.push(Diagnostic::new(
             &sources.policies,
