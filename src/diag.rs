@@ -11,7 +11,7 @@
 use std::fmt;
 use std::path::Path;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
+use miette::{GraphicalReportHandler, GraphicalTheme};
 use serde::Serialize;
 
 /// One problem found while loading files, located as precisely as the source
@@ -148,7 +148,10 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 fn render(file: &Path, source: &str, err: &dyn miette::Diagnostic) -> String {
     let wrapped = Sourced {
         inner: err,
-        source: NamedSource::new(file.display().to_string(), source.to_string()),
+        source: CharColumns {
+            name: file.display().to_string(),
+            text: source.to_string(),
+        },
     };
     let mut out = String::new();
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
@@ -164,7 +167,42 @@ fn render(file: &Path, source: &str, err: &dyn miette::Diagnostic) -> String {
 /// renderer can show the offending line under the file name.
 struct Sourced<'a> {
     inner: &'a dyn miette::Diagnostic,
-    source: NamedSource<String>,
+    source: CharColumns,
+}
+
+/// A named file's text whose columns count characters, as [`line_col`]
+/// does and editors do. miette's own count is in bytes, which put the
+/// excerpt's `[file:line:column]` header after the summary line's column
+/// on any line with a multi-byte character before the error.
+struct CharColumns {
+    name: String,
+    text: String,
+}
+
+impl miette::SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.read_span(span, before, after)?;
+        // miette reports a column only for a span read without context
+        // lines (the header's); it is 0 otherwise, and stays so.
+        let column = if inner.column() == 0 {
+            0
+        } else {
+            line_col(&self.text, span.offset()).1 - 1
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
 }
 
 impl fmt::Debug for Sourced<'_> {
@@ -194,7 +232,7 @@ impl miette::Diagnostic for Sourced<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         // A span past the end of the text would make the renderer give up;
         // drop such labels rather than lose the whole report.
-        let len = self.source.inner().len();
+        let len = self.source.text.len();
         let labels: Vec<_> = self
             .inner
             .labels()?
@@ -236,6 +274,23 @@ mod tests {
         assert_eq!(line_col(src, 8), (3, 1));
         // The end of the text is just past its last character.
         assert_eq!(line_col(src, 9), (3, 2));
+    }
+
+    /// The summary's column and the excerpt's header count the same way
+    /// (characters) on a line with multi-byte characters before the error.
+    #[test]
+    fn the_excerpt_header_counts_columns_as_the_summary_does() {
+        let text = "permit(principal, action, resource);\n\n// 😀 é\npermit(principal, action, resource) when { \"😀😀\" == 1 + };\n";
+        let err = text
+            .parse::<cedar_policy::PolicySet>()
+            .expect_err("does not parse");
+        let d = Diagnostic::from_miette(Path::new("a.cedar"), text, &err);
+        assert_eq!(d.line, 4, "{d}");
+        let header = format!("[a.cedar:{}:{}]", d.line, d.column);
+        assert!(d.rendered.contains(&header), "{header} in\n{}", d.rendered);
+        let line = text.lines().nth(3).unwrap();
+        let column = line.find("};").unwrap();
+        assert_eq!(d.column, line[..column].chars().count() + 1, "{d}");
     }
 
     #[test]
