@@ -14,6 +14,7 @@ use cedar_policy::{Context, Decision as CedarDecision, EntityUid, Request, Restr
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clip::{MESSAGE_CHARS, clip_owned};
 use crate::entities::{Overlay, OverlayError, context_uids};
 use crate::entity_json::Json;
 use crate::slice::{self, Reads, Scope};
@@ -294,7 +295,9 @@ impl Snapshot {
             .map(|e| match e {
                 cedar_policy::AuthorizationError::PolicyEvaluationError(err) => PolicyError {
                     policy: AsRef::<str>::as_ref(err.policy_id()).to_owned(),
-                    message: err.inner().to_string(),
+                    // Cedar quotes the values it could not use, which
+                    // may come from the request.
+                    message: clip_owned(err.inner().to_string(), MESSAGE_CHARS),
                 },
             })
             .collect();

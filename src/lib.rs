@@ -30,6 +30,7 @@
 //! benchmarks drive the same code the sidecar runs.
 
 pub mod cli;
+pub mod clip;
 pub mod decide;
 pub mod diag;
 pub mod entities;

@@ -22,6 +22,7 @@ use crate::store::{Key, Names, Record, Types, Val};
 mod tree;
 pub(crate) use tree::Fields;
 pub(crate) use tree::Json;
+pub(crate) use tree::Repeated;
 
 /// Cedar entity JSON → a [`Record`] without Cedar's JSON parser.
 ///

@@ -109,6 +109,39 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The first key repeated within one object, anywhere in the tree (depth
+    /// first, in the order written), with the path of the object holding it
+    /// in the sidecar's field notation (`requests[0].context.a`; empty for
+    /// the top). serde_json keeps the last of a repeated key; a reader that
+    /// keeps the first would see another request, so requests refuse them.
+    pub(crate) fn repeated_key(&self) -> Option<Repeated> {
+        match self {
+            Json::Arr(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| item.repeated_key().map(|r| r.under(&format!("[{i}]")))),
+            Json::Obj(fields) => {
+                if fields.repeated {
+                    let keys = &fields.list;
+                    let key = keys
+                        .iter()
+                        .enumerate()
+                        .find(|(i, (k, _))| keys[..*i].iter().any(|(before, _)| before == k))
+                        .map(|(_, (k, _))| k.as_ref().to_owned())?;
+                    return Some(Repeated {
+                        path: String::new(),
+                        key,
+                    });
+                }
+                fields
+                    .list
+                    .iter()
+                    .find_map(|(k, v)| v.repeated_key().map(|r| r.under(k)))
+            }
+            _ => None,
+        }
+    }
+
     /// The `Value` serde_json reads from the same text.
     pub(crate) fn to_value(&self) -> Value {
         match self {
@@ -126,6 +159,28 @@ impl<'a> Json<'a> {
                 Value::Object(map)
             }
         }
+    }
+}
+
+/// A key given twice in one object: [`Json::repeated_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Repeated {
+    /// Where the object is (`requests[0].context`; empty for the top).
+    pub(crate) path: String,
+    pub(crate) key: String,
+}
+
+impl Repeated {
+    /// The same key seen from one level up, where `step` (a key, or `[i]`
+    /// for an array item) leads to the object.
+    fn under(mut self, step: &str) -> Repeated {
+        let joint = if self.path.is_empty() || self.path.starts_with('[') {
+            ""
+        } else {
+            "."
+        };
+        self.path = format!("{step}{joint}{}", self.path);
+        self
     }
 }
 

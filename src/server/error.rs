@@ -11,6 +11,9 @@ use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::clip::{FIELD_CHARS, MESSAGE_CHARS, clip, clip_owned};
+use crate::entity_json::Repeated;
+
 /// What kind of mistake; the `code` string of an error answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -96,23 +99,36 @@ impl ApiError {
         ApiError {
             code,
             field: None,
-            message: message.into(),
+            message: clip_owned(message.into(), MESSAGE_CHARS),
         }
     }
 
     /// An error about `field`; the message is prefixed with the field's path
     /// so a person reading only the message still learns where to look.
+    ///
+    /// Both are bounded ([`crate::clip`]): they may quote the request.
     pub fn at(code: Code, field: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        let field = field.into();
+        let field = clip_owned(field.into(), FIELD_CHARS);
+        let message = message.to_string();
         ApiError {
             code,
-            message: format!("{field}: {message}"),
+            message: format!("{field}: {}", clip(&message, MESSAGE_CHARS)),
             field: Some(field),
         }
     }
 
     pub fn status(&self) -> StatusCode {
         self.code.status()
+    }
+
+    /// A request body that gives one key twice in an object.
+    pub(crate) fn repeated_key(r: Repeated) -> Self {
+        let message = format!("repeats the key \"{}\": give each key once", r.key);
+        if r.path.is_empty() {
+            ApiError::new(Code::InvalidJson, format!("the body {message}"))
+        } else {
+            ApiError::at(Code::InvalidJson, r.path, message)
+        }
     }
 
     /// A batch over `--max-batch`: `n` `items` in `field`, `max` allowed.

@@ -64,7 +64,7 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<B
     }
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = crate::clip::clip(request.uri().path(), crate::clip::FIELD_CHARS).into_owned();
     let response = dispatch(state, request).await;
     tracing::debug!(
         %method,

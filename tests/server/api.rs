@@ -683,3 +683,112 @@ async fn a_request_entity_that_moves_a_stored_parent_moves_what_is_below_it() {
         .await;
     assert_eq!(verdict(&r.json()), deny(&["guardrail.tenant-isolation"]));
 }
+
+/// A key given twice anywhere in a body is refused, naming the key and the
+/// object that repeats it, on the typed reader's path and the walk's alike:
+/// serde_json would keep the last, a gateway's JSON library the first, and
+/// the two would have asked different questions.
+#[tokio::test]
+async fn a_key_given_twice_anywhere_is_refused_by_name() {
+    let server = Process::start(&[]);
+    let mut c = server.connect().await;
+    let ok = r#""action": "ViewInbox", "resource": {"type": "Inbox", "id": "support-desk"}"#;
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        (
+            "/v1/is_authorized",
+            format!(r#"{{"principal": "Member::\"sue\"", "principal": "Member::\"ann\"", {ok}}}"#),
+            None,
+        ),
+        (
+            "/v1/is_authorized",
+            format!(
+                r#"{{"principal": {{"type": "Member", "id": "ann", "id": "sue"}}, {ok}}}"#
+            ),
+            Some("principal"),
+        ),
+        (
+            "/v1/is_authorized",
+            format!(
+                r#"{{"principal": "Member::\"ann\"", {ok}, "context": {{"n": {{"a": 1, "a": 2}}}}}}"#
+            ),
+            Some("context.n"),
+        ),
+        (
+            "/v1/is_authorized",
+            format!(
+                r#"{{"principal": "Member::\"zed\"", {ok}, "entities": [{{"uid": {{"type": "Member", "id": "zed"}}, "attrs": {{"level": 1, "level": 9}}, "parents": []}}]}}"#
+            ),
+            Some("entities[0].attrs"),
+        ),
+        (
+            "/v1/batch_is_authorized",
+            format!(
+                r#"{{"requests": [{{"principal": "Member::\"ann\"", {ok}}}, {{"principal": "Member::\"ann\"", {ok}, "context": {{}}, "context": {{}}}}]}}"#
+            ),
+            Some("requests[1]"),
+        ),
+        (
+            "/access/v1/evaluation",
+            r#"{"subject": {"type": "Member", "id": "ann", "properties": {"x": {"k": 1, "k": 2}}}, "action": {"name": "ViewInbox"}, "resource": {"type": "Inbox", "id": "support-desk"}}"#.to_owned(),
+            Some("subject.properties.x"),
+        ),
+    ];
+    for (path, body, field) in cases {
+        let r = c.post_raw(path, body.as_bytes()).await;
+        assert_eq!(
+            r.status,
+            400,
+            "{path} {body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let (code, got) = r.error();
+        assert_eq!(code, "invalid_json", "{body}");
+        assert_eq!(got.as_deref(), field, "{body}");
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("repeats the key"), "{message}");
+    }
+    // The same bodies without the repeat are answered.
+    let r = c
+        .post_raw(
+            "/v1/is_authorized",
+            format!(r#"{{"principal": {{"type": "Member", "id": "ann"}}, {ok}, "context": {{}}}}"#)
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// An error quotes a bounded part of what the request sent: a megabyte of
+/// entity id or type name does not come back whole.
+#[tokio::test]
+async fn errors_quote_a_bounded_part_of_the_request() {
+    let server = Process::start(&["--max-body", "4000000"]);
+    let mut c = server.connect().await;
+    let huge = "x".repeat(1 << 20);
+    // An unknown type: refused, with the type quoted.
+    let body = json!({
+        "principal": {"type": huge, "id": "ann"},
+        "action": "ViewInbox",
+        "resource": {"type": "Inbox", "id": "support-desk"},
+    });
+    let r = c.post("/v1/is_authorized", &body).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 4096, "{} bytes", r.body.len());
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("more bytes"),
+        "says what it left out"
+    );
+    // A request entity with a huge id that a policy reaches: whatever Cedar
+    // says about it is bounded too, and the answer stays small.
+    let body = json!({
+        "principal": {"type": "Member", "id": huge},
+        "action": "ViewInbox",
+        "resource": {"type": "Inbox", "id": "support-desk"},
+        "context": {},
+    });
+    let r = c.post("/v1/is_authorized", &body).await;
+    assert!(r.body.len() < 8192, "{} bytes", r.body.len());
+    for e in r.json()["errors"].as_array().into_iter().flatten() {
+        assert!(e["message"].as_str().unwrap().len() < 2048, "{e}");
+    }
+}

@@ -64,6 +64,9 @@ pub(super) enum Id {
 pub(super) fn body(bytes: &[u8]) -> Result<Json<'_>, ApiError> {
     let json: Json = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))?;
+    if let Some(repeated) = json.repeated_key() {
+        return Err(ApiError::repeated_key(repeated));
+    }
     if json.as_object().is_none() {
         return Err(ApiError::new(
             Code::InvalidField,

@@ -26,7 +26,7 @@ struct WireItem<'a> {
     resource: WireRef<'a>,
     // `null` and absent both read as `None`, as in the walk.
     #[serde(default)]
-    context: Option<Value>,
+    context: Option<Unrepeated>,
     #[serde(default, borrow)]
     entities: Option<Json<'a>>,
 }
@@ -57,6 +57,70 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON value with no key repeated in any of its objects: read as
+/// serde_json reads a `Value`, but a repeated key fails (and the walk then
+/// names it), where serde_json would keep the last silently.
+struct Unrepeated(Value);
+
+impl<'de> Deserialize<'de> for Unrepeated {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Unrepeated;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::Bool(b)))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::from(n)))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::from(n)))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(
+                    serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+                ))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::String(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::String(s)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Unrepeated, E> {
+                Ok(Unrepeated(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Unrepeated, D::Error> {
+                Unrepeated::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unrepeated, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(Unrepeated(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Unrepeated(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unrepeated, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Unrepeated(value) = map.next_value()?;
+                    if out.insert(key, value).is_some() {
+                        return Err(de::Error::custom("repeated key"));
+                    }
+                }
+                Ok(Unrepeated(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -140,6 +204,8 @@ fn uid(r: &WireRef<'_>, action: bool) -> Option<cedar_policy::EntityUid> {
 fn entity_list(list: Option<Json<'_>>) -> Result<Option<Brought<'_>>, ()> {
     match list {
         None | Some(Json::Null) => Ok(None),
+        // The walk names the key.
+        Some(ref json) if json.repeated_key().is_some() => Err(()),
         Some(Json::Arr(items)) => Ok(Some(Brought::Read(items))),
         Some(_) => Err(()),
     }
@@ -148,7 +214,7 @@ fn entity_list(list: Option<Json<'_>>) -> Result<Option<Brought<'_>>, ()> {
 fn convert(w: WireItem<'_>) -> Option<Item<'_>> {
     let context = match w.context {
         None => Value::Object(serde_json::Map::new()),
-        Some(v @ Value::Object(_)) => v,
+        Some(Unrepeated(v @ Value::Object(_))) => v,
         Some(_) => return None,
     };
     let entities = entity_list(w.entities).ok()?;

@@ -104,10 +104,16 @@ pub struct ReadBatch<'a> {
     pub entities: Option<Brought<'a>>,
 }
 
-/// Parses a request body as JSON.
+/// Parses a request body as JSON, refusing a key repeated in any object
+/// (serde_json would keep the last; a gateway whose JSON library keeps the
+/// first would have asked another question).
 pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))
+    let json: Json = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not JSON: {e}")))?;
+    if let Some(repeated) = json.repeated_key() {
+        return Err(ApiError::repeated_key(repeated));
+    }
+    Ok(json.to_value())
 }
 
 /// Reads one question. `path` is where `value` sits in the body: empty for
