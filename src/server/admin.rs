@@ -75,8 +75,17 @@ pub(super) fn status(state: &State) -> Response<Body> {
             state.started_at(),
             limits,
         )
-        .with_reloads(state),
+        .with_reloads(state)
+        .with_auth(state),
     )
+}
+
+impl Status<'_> {
+    /// Says which endpoints `state` guards with tokens.
+    pub fn with_auth(mut self, state: &State) -> Self {
+        self.auth = state.guard().view();
+        self
+    }
 }
 
 pub(super) fn policies(state: &State) -> Response<Body> {
@@ -112,6 +121,8 @@ pub struct Status<'a> {
     pub reload: Option<ReloadView>,
     /// Each database source `--entities` names (none: empty).
     pub databases: Vec<DatabaseView>,
+    /// Which endpoints need a bearer token.
+    pub auth: super::auth::AuthView,
 }
 
 /// A database source in `/v1/status`.
@@ -247,6 +258,7 @@ impl<'a> Status<'a> {
             limits,
             reload: None,
             databases: Vec::new(),
+            auth: super::auth::Guard::open().view(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! its signals, and SIGHUP's, ask the state's reload task for an attempt.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+use super::auth::{self, Guard, MetricsAuth};
 use super::listen::{ListenAddr, Listener};
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
@@ -67,6 +69,18 @@ pub struct ServeArgs {
     /// or a Unix socket, the host[:port] the request names).
     #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
+    /// Bearer tokens (one a line, # comments) that /v1/status,
+    /// /v1/policies and /v1/reload then require; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Bearer tokens that the decision endpoints (/v1/is_authorized,
+    /// /v1/batch_is_authorized, AuthZEN's /access/v1/*) then require;
+    /// admin tokens do not open them.
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Who may read /metrics: open, or admin (an admin token).
+    #[arg(long, value_name = "WHO", value_enum, default_value_t)]
+    pub metrics_auth: MetricsAuth,
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -85,11 +99,27 @@ impl ServeArgs {
             listen: None,
         }
     }
+
+    /// Reads the token files (blocking: before the runtime starts).
+    pub fn guard(&self) -> Result<Guard, String> {
+        Guard::load(
+            self.admin_token_file.as_deref(),
+            self.auth_token_file.as_deref(),
+            self.metrics_auth,
+        )
+    }
 }
 
 /// Runs `doorman serve` until shut down; returns the process exit code.
 pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
     init_tracing();
+    let guard = match args.guard() {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         builder.worker_threads(usize::from(n));
@@ -101,7 +131,7 @@ pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let exit = runtime.block_on(run(load.sources(), args.clone()));
+    let exit = runtime.block_on(run(load.sources(), args.clone(), guard));
     // A load still parsing on the blocking pool (say, a huge entity file)
     // must not hold the exit past the promised bound.
     runtime.shutdown_timeout(args.shutdown_timeout);
@@ -118,7 +148,7 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
+async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
     // Before anything can take time, so a signal never meets the default
     // handler (which would kill the process without draining).
     let signals = match Signals::new() {
@@ -144,11 +174,18 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     if config.pdp_url.is_none() {
         config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
     }
-    let state = Arc::new(State::with_reloader(
-        config,
-        Reloader::with_poll(sources.clone(), args.database_poll),
-        mode_text,
-    ));
+    let state = Arc::new(
+        State::with_reloader(
+            config,
+            Reloader::with_poll(sources.clone(), args.database_poll),
+            mode_text,
+        )
+        .with_guard(guard),
+    );
+    {
+        let state = state.clone();
+        tokio::spawn(async move { state.guard().follow(auth::POLL).await });
+    }
     let for_watcher = state.clone();
     // Kept alive until the server stops; dropping it ends the watch.
     let _watching = match watch(&sources, mode, args.reload_debounce, move || {

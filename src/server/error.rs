@@ -29,6 +29,9 @@ pub enum Code {
     BodyTooLarge,
     /// The body did not arrive in time.
     RequestTimeout,
+    /// No bearer token, or not one of the endpoint's (`--admin-token-file`,
+    /// `--auth-token-file`).
+    Unauthorized,
     NotFound,
     MethodNotAllowed,
     /// No snapshot is active yet (or the server is shutting down).
@@ -48,6 +51,7 @@ impl Code {
             Code::BatchTooLarge => "batch_too_large",
             Code::BodyTooLarge => "body_too_large",
             Code::RequestTimeout => "request_timeout",
+            Code::Unauthorized => "unauthorized",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::NotReady => "not_ready",
@@ -65,6 +69,7 @@ impl Code {
             | Code::BatchTooLarge => StatusCode::BAD_REQUEST,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,

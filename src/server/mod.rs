@@ -8,7 +8,8 @@
 //!   signals.
 //! - `listen`: binding TCP or a Unix socket and accepting connections.
 //! - [`state`]: the settings and the current snapshot, swapped atomically.
-//! - `routes`: which endpoint answers a request.
+//! - `routes`: which endpoint answers a request, and who may call it.
+//! - [`auth`]: bearer tokens for the admin (and decision) endpoints.
 //! - one module per protocol: `v1` (doorman's own decision API),
 //!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
 //!   `admin` (readiness, status, policies, reload).
@@ -22,6 +23,7 @@
 //! answer is a small JSON document built in one piece.
 
 mod admin;
+pub mod auth;
 mod authzen;
 mod body;
 mod command;

@@ -7,6 +7,12 @@
 //! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods so
 //! that they too carry its request identifier) and [`super::admin`]
 //! (health, status, policies, reload).
+//!
+//! Every route names its [`Access`] class here, in one exhaustive `match`
+//! per protocol, so a route added later cannot be served without saying
+//! who may call it; the state's [`super::auth::Guard`] checks the token
+//! before the request's method or body is looked at (an unauthenticated
+//! caller learns nothing but that a token is needed).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::auth::Access;
 use super::error::{ApiError, Code};
 use super::respond::{Body, refuse, respond, wrong_method};
 use super::state::State;
@@ -43,6 +50,15 @@ impl Route {
             "/v1/reload" => Route::Reload,
             _ => return None,
         })
+    }
+
+    /// Who may call it.
+    fn access(self) -> Access {
+        match self {
+            Route::Healthz | Route::Readyz => Access::Open,
+            Route::IsAuthorized | Route::BatchIsAuthorized => Access::Decision,
+            Route::Status | Route::Policies | Route::Reload => Access::Admin,
+        }
     }
 
     fn method(self) -> (Method, &'static str) {
@@ -79,7 +95,11 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<B
 async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     if let Some(endpoint) = authzen::Endpoint::find(path) {
-        return authzen::handle(endpoint, state, request).await;
+        let refused = state
+            .guard()
+            .admit(authzen_access(endpoint), request.headers())
+            .err();
+        return authzen::handle(endpoint, state, request, refused).await;
     }
     let Some(route) = Route::find(path) else {
         return refuse(&ApiError::new(
@@ -87,6 +107,9 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
             format!("no endpoint at {path}"),
         ));
     };
+    if let Err(refused) = state.guard().admit(route.access(), request.headers()) {
+        return refused;
+    }
     let (method, allow) = route.method();
     if request.method() != method {
         return wrong_method(path, allow);
@@ -99,5 +122,17 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
         Route::IsAuthorized => v1::single(state, request).await,
         Route::BatchIsAuthorized => v1::batch(state, request).await,
         Route::Reload => admin::reload(state).await,
+    }
+}
+
+/// Who may call an AuthZEN endpoint: the metadata document is how a client
+/// finds the rest, so it stays open.
+fn authzen_access(endpoint: authzen::Endpoint) -> Access {
+    use authzen::Endpoint as E;
+    match endpoint {
+        E::Metadata => Access::Open,
+        E::Evaluation | E::Evaluations | E::SearchSubject | E::SearchResource | E::SearchAction => {
+            Access::Decision
+        }
     }
 }

@@ -12,6 +12,7 @@
 mod common;
 
 mod api;
+mod auth;
 mod authzen;
 mod fixtures;
 mod lifecycle;
