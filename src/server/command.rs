@@ -32,54 +32,70 @@ use crate::reload::{Reloader, WatchMode, parse_duration, watch};
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// 127.0.0.1:8700, or unix:/path/doorman.sock
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700")]
+    #[arg(
+        long,
+        env = "DOORMAN_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8700"
+    )]
     pub listen: ListenAddr,
     /// Largest request body accepted, in bytes (larger: 413).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, env = "DOORMAN_MAX_BODY", value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
     /// Most requests in one /v1/batch_is_authorized call (or AuthZEN
     /// evaluations request).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "DOORMAN_MAX_BATCH",
+        value_name = "N",
+        default_value_t = 100
+    )]
     pub max_batch: usize,
     /// Time a client has to send a request's headers, then its body
     /// (e.g. 30s, 500ms); also how long an idle connection is kept.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_READ_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub read_timeout: Duration,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// Reload when policy, schema or entity files change: on, off, or
     /// poll:INTERVAL (e.g. poll:2s) for file systems without events (NFS).
-    #[arg(long, value_name = "MODE", default_value = "on", value_parser = parse_watch)]
+    #[arg(long, env = "DOORMAN_WATCH", value_name = "MODE", default_value = "on", value_parser = parse_watch)]
     pub watch: (WatchMode, String),
     /// How long file events must settle before a reload starts.
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_RELOAD_DEBOUNCE", value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub reload_debounce: Duration,
     /// How often database sources are polled for changes besides their
     /// notifications (a safety net for notifications lost in transit).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_DATABASE_POLL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub database_poll: Duration,
     /// Threads answering requests (default: one per core). A sidecar given
     /// part of a machine should say how much; batches and large bodies
     /// run on a separate blocking pool.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "DOORMAN_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// The AuthZEN PDP identifier in /.well-known/authzen-configuration
     /// (default: http:// and the listen address; for a wildcard address
     /// or a Unix socket, the host[:port] the request names).
-    #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
+    #[arg(long, env = "DOORMAN_AUTHZEN_PDP_URL", value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
     /// Bearer tokens (one a line, # comments) that /v1/status,
     /// /v1/policies and /v1/reload then require; re-read when it changes.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "DOORMAN_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Bearer tokens that the decision endpoints (/v1/is_authorized,
     /// /v1/batch_is_authorized, AuthZEN's /access/v1/*) then require;
     /// admin tokens do not open them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "DOORMAN_AUTH_TOKEN_FILE", value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
     /// Who may read /metrics: open, or admin (an admin token).
-    #[arg(long, value_name = "WHO", value_enum, default_value_t)]
+    #[arg(
+        long,
+        env = "DOORMAN_METRICS_AUTH",
+        value_name = "WHO",
+        value_enum,
+        default_value_t
+    )]
     pub metrics_auth: MetricsAuth,
 }
 
