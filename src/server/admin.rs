@@ -102,7 +102,7 @@ pub(super) fn policies(state: &State) -> Response<Body> {
 }
 
 /// endpoint answers (and says why it is not ready) from the first second.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status<'a> {
     pub ready: bool,
     pub revision: Option<&'a str>,
@@ -126,12 +126,13 @@ pub struct Status<'a> {
 }
 
 /// A database source in `/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatabaseView {
     /// The URL without its password.
     pub source: String,
     /// `reading` (a full read, at start-up or after a gap in the change
     /// log), `following` or `reconnecting`.
+    #[schema(value_type = String, pattern = "^(reading|following|reconnecting)$")]
     pub state: &'static str,
     /// The transaction horizon before which every change is applied.
     pub position: Option<String>,
@@ -149,14 +150,14 @@ pub struct DatabaseView {
     pub refused_total: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatabaseError {
     pub at: String,
     pub message: String,
 }
 
 /// The reload history in `/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReloadView {
     /// `on`, `off` or `poll:INTERVAL`.
     pub watch: String,
@@ -165,22 +166,34 @@ pub struct ReloadView {
     pub unchanged: u64,
     pub last_attempt_at: Option<String>,
     /// `reloaded`, `unchanged` or `failed`.
+    #[schema(value_type = Option<ReloadResult>)]
     pub last_result: Option<&'static str>,
     /// The last failure, until an attempt finds the files good again.
     pub last_error: Option<ReloadError>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReloadError {
     pub at: String,
     pub summary: String,
     pub diagnostics: Vec<crate::diag::Diagnostic>,
 }
 
+/// What a reload attempt came to (the schema of `Outcome::as_str`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReloadResult {
+    Reloaded,
+    Unchanged,
+    Failed,
+}
+
 /// The answer to `POST /v1/reload`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reloaded {
     /// `reloaded`, `unchanged` or `failed`.
+    #[schema(value_type = ReloadResult)]
     pub result: &'static str,
     /// The revision serving after the attempt.
     pub revision: Option<String>,
@@ -219,13 +232,13 @@ impl From<&crate::reload::Outcome> for Reloaded {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChangedFiles<'a> {
     pub count: usize,
     pub paths: &'a [String],
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Limits {
     pub max_body: usize,
     pub max_batch: usize,
@@ -310,7 +323,7 @@ impl<'a> Status<'a> {
 }
 
 /// `/v1/policies`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Policies<'a> {
     pub revision: &'a str,
     pub policies: &'a [PolicyInfo],

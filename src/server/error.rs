@@ -12,7 +12,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// What kind of mistake; the `code` string of an error answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The schema's names are the variants' in snake_case, which is what
+/// [`Code::as_str`] says (a test holds the two together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Code {
     /// The body is not JSON.
     InvalidJson,
@@ -174,12 +178,14 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A refusal on the wire.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody<'a> {
     pub error: ErrorDetail<'a>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     pub code: Code,
     pub message: &'a str,

@@ -16,6 +16,7 @@
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
+//! - `openapi`: the OpenAPI 3.1 document at `/openapi.json`.
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
@@ -29,6 +30,7 @@ mod body;
 mod command;
 mod error;
 mod listen;
+mod openapi;
 mod respond;
 mod routes;
 pub mod state;

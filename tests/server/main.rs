@@ -16,6 +16,7 @@ mod auth;
 mod authzen;
 mod fixtures;
 mod lifecycle;
+mod openapi;
 mod pg;
 mod postgres;
 mod reload;

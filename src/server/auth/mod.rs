@@ -51,7 +51,9 @@ pub enum Access {
 }
 
 /// `--metrics-auth`: who may scrape `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricsAuth {
     #[default]
@@ -217,7 +219,7 @@ impl Guard {
 }
 
 /// The `auth` part of `/v1/status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuthView {
     /// Whether the admin endpoints need a token.
     pub admin: bool,

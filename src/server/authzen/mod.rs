@@ -24,11 +24,11 @@
 //! own API ([`super::work`]): one small evaluation in place, batches and
 //! searches on the blocking pool.
 
-mod evaluate;
-mod metadata;
+pub(super) mod evaluate;
+pub(super) mod metadata;
 mod question;
 mod read;
-mod search;
+pub(super) mod search;
 mod token;
 
 use std::sync::Arc;
