@@ -169,6 +169,14 @@ async fn every_example_is_valid_and_answered_by_the_server() {
     assert_eq!(tried, 7, "every POST endpoint with a body has an example");
 }
 
+/// A request: method, path, body, extra headers.
+type Case = (
+    &'static str,
+    &'static str,
+    Option<Value>,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// The documented schema of `path`'s `method` answer with `status`; for a
 /// method the path does not serve (a 405), its one operation's.
 fn documented<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
@@ -191,7 +199,7 @@ async fn real_answers_match_their_documented_schemas() {
     let doc = document(&server).await;
     let ada = json!({"principal": "Member::\"acme-ada\"", "action": "ViewInbox",
                      "resource": "Inbox::\"acme-support\""});
-    let cases: Vec<(&str, &str, Option<Value>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("post", "/v1/is_authorized", Some(ada.clone()), vec![]),
         (
             "post",
