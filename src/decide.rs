@@ -49,7 +49,7 @@ impl Query {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Allow,
@@ -66,7 +66,7 @@ impl std::fmt::Display for Decision {
 }
 
 /// A policy that failed to evaluate (it is then ignored, as Cedar does).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyError {
     pub policy: String,
     pub message: String,
@@ -74,7 +74,7 @@ pub struct PolicyError {
 
 /// Cedar's answer: the decision, the determining policies (in load order)
 /// and the policies that failed to evaluate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub decision: Decision,
     pub reasons: Vec<String>,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 /// One problem found while loading files, located as precisely as the source
 /// allows (line and column are 1-based; 0 means "the whole file").
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Diagnostic {
     /// The file the problem is in, as the user named it (relative paths stay relative).
     pub file: String,
@@ -29,6 +29,7 @@ pub struct Diagnostic {
     pub message: String,
     /// The full rendering (message, source excerpt, help), for terminals.
     #[serde(skip)]
+    #[schema(ignore)]
     pub rendered: String,
 }
 

@@ -31,7 +31,7 @@ enum Command {
     Check {
         #[command(flatten)]
         load: LoadArgs,
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
         format: Format,
     },
     /// Ask one question: may PRINCIPAL do ACTION on RESOURCE?
@@ -39,18 +39,18 @@ enum Command {
         #[command(flatten)]
         load: LoadArgs,
         /// e.g. 'Member::"acme-ada"'
-        #[arg(long)]
+        #[arg(long, env = "DOORMAN_PRINCIPAL")]
         principal: String,
         /// e.g. ViewInbox (shorthand for 'Action::"ViewInbox"')
-        #[arg(long)]
+        #[arg(long, env = "DOORMAN_ACTION")]
         action: String,
         /// e.g. 'Inbox::"acme-support"'
-        #[arg(long)]
+        #[arg(long, env = "DOORMAN_RESOURCE")]
         resource: String,
         /// The request context as a JSON object.
-        #[arg(long, default_value = "{}")]
+        #[arg(long, env = "DOORMAN_CONTEXT", default_value = "{}")]
         context: String,
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
         format: Format,
     },
     /// Run the YAML policy regression suites (*.test.yaml).

@@ -22,7 +22,7 @@ use crate::store::Store;
 use crate::store::schema::Conformance;
 
 /// How strictly policies and requests are checked against the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValidationMode {
     /// Cedar's strict validation (the default).
@@ -59,10 +59,11 @@ impl fmt::Display for ValidationMode {
 }
 
 /// Where a policy came from and what it says about itself.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PolicyInfo {
     pub id: String,
     /// `permit` or `forbid`.
+    #[schema(value_type = String, pattern = "^(permit|forbid)$")]
     pub effect: &'static str,
     /// True for a template (a policy with `?principal`/`?resource` slots).
     pub template: bool,

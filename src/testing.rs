@@ -51,16 +51,16 @@ pub struct TestArgs {
     #[arg(default_value = "fixtures")]
     pub paths: Vec<PathBuf>,
     /// Run only cases whose suite name, case name or rule tag matches this regex.
-    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    #[arg(long, env = "DOORMAN_FILTER", value_name = "REGEX", value_parser = parse_regex)]
     pub filter: Option<Regex>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
     pub format: TestFormat,
     /// After the run, list the policies that never determined a decision.
-    #[arg(long)]
+    #[arg(long, env = "DOORMAN_COVERAGE")]
     pub coverage: bool,
     /// Like --coverage, and fail when any policy never determined a decision.
-    #[arg(long)]
+    #[arg(long, env = "DOORMAN_REQUIRE_COVERAGE")]
     pub require_coverage: bool,
 }
 

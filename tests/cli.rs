@@ -376,3 +376,236 @@ fn usage_errors_exit_1_not_the_deny_code() {
     let (code, out) = Model::mini().run(&["check", "--validation", "bogus"]);
     assert_eq!(code, 1, "{out}");
 }
+
+// ------------------------------------------------ configuration from the environment
+
+/// `doorman ARGS` in `dir` with `env` set (and no other DOORMAN_* variable
+/// inherited from whoever runs the tests).
+fn doorman_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_doorman"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DOORMAN_") {
+            command.env_remove(key);
+        }
+    }
+    let out = command
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("run doorman");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A directory holding one policy and nothing else (no ./schema, no
+/// ./fixtures).
+fn one_policy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir(dir.path().join("rules")).unwrap();
+    fs::write(
+        dir.path().join("rules/allow.cedar"),
+        "@id(\"open\") permit(principal, action, resource);\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn policies_from_the_environment_run_without_the_bundled_schema_and_entities() {
+    let dir = one_policy();
+    let (code, out) = doorman_in(dir.path(), &["check"], &[("DOORMAN_POLICIES", "rules")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 policy, 0 schemas, 0 entities: ok"), "{out}");
+    // The same with the flag; and no schema means validation off, so a
+    // request no schema describes is answered.
+    let (code, out) = doorman_in(
+        dir.path(),
+        &[
+            "authorize",
+            "--policies",
+            "rules",
+            "--principal",
+            "User::\"a\"",
+            "--action",
+            "Do",
+            "--resource",
+            "Thing::\"b\"",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("decision: allow"), "{out}");
+    // The flag wins over the variable.
+    let (code, out) = doorman_in(
+        dir.path(),
+        &["check", "--policies", "rules"],
+        &[("DOORMAN_POLICIES", "/nonexistent")],
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn strict_validation_without_a_schema_is_a_clear_error() {
+    let dir = one_policy();
+    for (args, env) in [
+        (
+            &["check", "--policies", "rules", "--validation", "strict"][..],
+            &[][..],
+        ),
+        (
+            &["check"][..],
+            &[
+                ("DOORMAN_POLICIES", "rules"),
+                ("DOORMAN_VALIDATION", "strict"),
+            ][..],
+        ),
+        (
+            &[
+                "check",
+                "--policies",
+                "rules",
+                "--schema",
+                "none",
+                "--validation",
+                "permissive",
+            ][..],
+            &[][..],
+        ),
+    ] {
+        let (code, out) = doorman_in(dir.path(), args, env);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains("needs a schema"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn without_policies_the_bundled_model_is_the_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, out) = doorman_in(root, &["check"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 schema") && !out.contains(" 0 entities"),
+        "{out}"
+    );
+    // Naming the policies drops the bundled schema and entities.
+    let (code, out) = doorman_in(root, &["check", "--policies", "policies"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 schemas, 0 entities: ok"), "{out}");
+}
+
+#[test]
+fn several_entity_sources_come_from_one_variable() {
+    let (code, out) = doorman_in(
+        Path::new(MINI),
+        &["check"],
+        &[
+            ("DOORMAN_POLICIES", "policies"),
+            ("DOORMAN_SCHEMA", "schema"),
+            (
+                "DOORMAN_ENTITIES",
+                "entities/world.yaml;entities/inboxes.json",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("5 policies, 1 schema, 9 entities: ok"),
+        "{out}"
+    );
+    let (code, out) = doorman_in(
+        Path::new(MINI),
+        &["check", "--policies", "policies", "--schema", "schema"],
+        &[("DOORMAN_ENTITIES", "entities/world.yaml")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 schema, 6 entities: ok"),
+        "one file only: {out}"
+    );
+}
+
+#[test]
+fn serve_listens_where_the_environment_says() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = one_policy();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doorman"))
+        .arg("serve")
+        .envs([
+            ("DOORMAN_LISTEN", "127.0.0.1:0"),
+            ("DOORMAN_POLICIES", "rules"),
+            ("DOORMAN_WATCH", "off"),
+            ("RUST_LOG", "info"),
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start doorman serve");
+    let stderr = child.stderr.take().unwrap();
+    let serving = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains(" serving "));
+    let line = serving.expect("a serving line");
+    let address = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))
+        .expect("address= in the serving line")
+        .to_owned();
+    assert!(address.starts_with("127.0.0.1:"), "{line}");
+    assert!(line.contains("validation=off"), "{line}");
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"watch\":\"off\""), "{answer}");
+    assert!(answer.contains("\"policies\":1"), "{answer}");
+}
+
+#[test]
+fn help_names_the_variable_of_every_flag() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for command in ["check", "authorize", "test", "serve"] {
+        let (code, help) = doorman_in(root, &[command, "--help"], &[]);
+        assert_eq!(code, 0, "{help}");
+        // A flag's block runs from its `--flag` line to the next flag's
+        // (clap puts `[env: …]` on a line of its own in long help).
+        let mut blocks: Vec<String> = Vec::new();
+        for line in help.lines().map(str::trim_start) {
+            if line.starts_with("--") || line.starts_with("-h,") {
+                blocks.push(String::new());
+            }
+            if let Some(block) = blocks.last_mut() {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+        let mut flags = 0;
+        for block in &blocks {
+            let Some(rest) = block.strip_prefix("--") else {
+                continue;
+            };
+            let flag = rest.split([' ', '=', '<', '\n']).next().unwrap_or_default();
+            if flag == "help" || flag == "version" {
+                continue;
+            }
+            flags += 1;
+            let variable = format!("DOORMAN_{}", flag.to_uppercase().replace('-', "_"));
+            assert!(
+                block.contains(&format!("[env: {variable}=")),
+                "doorman {command} --{flag} does not say {variable}: {block}"
+            );
+        }
+        assert!(flags >= 2, "doorman {command}: no flags found in\n{help}");
+    }
+}

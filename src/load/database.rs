@@ -310,7 +310,7 @@ impl Row {
 }
 
 /// A row that was not applied, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Refusal {
     /// `Type::"id"`.
     pub uid: String,

@@ -75,8 +75,17 @@ pub(super) fn status(state: &State) -> Response<Body> {
             state.started_at(),
             limits,
         )
-        .with_reloads(state),
+        .with_reloads(state)
+        .with_auth(state),
     )
+}
+
+impl Status<'_> {
+    /// Says which endpoints `state` guards with tokens.
+    pub fn with_auth(mut self, state: &State) -> Self {
+        self.auth = state.guard().view();
+        self
+    }
 }
 
 pub(super) fn policies(state: &State) -> Response<Body> {
@@ -93,7 +102,7 @@ pub(super) fn policies(state: &State) -> Response<Body> {
 }
 
 /// endpoint answers (and says why it is not ready) from the first second.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status<'a> {
     pub ready: bool,
     pub revision: Option<&'a str>,
@@ -112,15 +121,18 @@ pub struct Status<'a> {
     pub reload: Option<ReloadView>,
     /// Each database source `--entities` names (none: empty).
     pub databases: Vec<DatabaseView>,
+    /// Which endpoints need a bearer token.
+    pub auth: super::auth::AuthView,
 }
 
 /// A database source in `/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatabaseView {
     /// The URL without its password.
     pub source: String,
     /// `reading` (a full read, at start-up or after a gap in the change
     /// log), `following` or `reconnecting`.
+    #[schema(value_type = String, pattern = "^(reading|following|reconnecting)$")]
     pub state: &'static str,
     /// The transaction horizon before which every change is applied.
     pub position: Option<String>,
@@ -138,14 +150,14 @@ pub struct DatabaseView {
     pub refused_total: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatabaseError {
     pub at: String,
     pub message: String,
 }
 
 /// The reload history in `/v1/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReloadView {
     /// `on`, `off` or `poll:INTERVAL`.
     pub watch: String,
@@ -154,22 +166,34 @@ pub struct ReloadView {
     pub unchanged: u64,
     pub last_attempt_at: Option<String>,
     /// `reloaded`, `unchanged` or `failed`.
+    #[schema(value_type = Option<ReloadResult>)]
     pub last_result: Option<&'static str>,
     /// The last failure, until an attempt finds the files good again.
     pub last_error: Option<ReloadError>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReloadError {
     pub at: String,
     pub summary: String,
     pub diagnostics: Vec<crate::diag::Diagnostic>,
 }
 
+/// What a reload attempt came to (the schema of `Outcome::as_str`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReloadResult {
+    Reloaded,
+    Unchanged,
+    Failed,
+}
+
 /// The answer to `POST /v1/reload`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reloaded {
     /// `reloaded`, `unchanged` or `failed`.
+    #[schema(value_type = ReloadResult)]
     pub result: &'static str,
     /// The revision serving after the attempt.
     pub revision: Option<String>,
@@ -208,13 +232,13 @@ impl From<&crate::reload::Outcome> for Reloaded {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChangedFiles<'a> {
     pub count: usize,
     pub paths: &'a [String],
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Limits {
     pub max_body: usize,
     pub max_batch: usize,
@@ -247,6 +271,7 @@ impl<'a> Status<'a> {
             limits,
             reload: None,
             databases: Vec::new(),
+            auth: super::auth::Guard::open().view(),
         }
     }
 
@@ -298,7 +323,7 @@ impl<'a> Status<'a> {
 }
 
 /// `/v1/policies`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Policies<'a> {
     pub revision: &'a str,
     pub policies: &'a [PolicyInfo],

@@ -13,6 +13,7 @@
 //! its signals, and SIGHUP's, ask the state's reload task for an attempt.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+use super::auth::{self, Guard, MetricsAuth};
 use super::listen::{ListenAddr, Listener};
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
@@ -30,43 +32,71 @@ use crate::reload::{Reloader, WatchMode, parse_duration, watch};
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// 127.0.0.1:8700, or unix:/path/doorman.sock
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8700")]
+    #[arg(
+        long,
+        env = "DOORMAN_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8700"
+    )]
     pub listen: ListenAddr,
     /// Largest request body accepted, in bytes (larger: 413).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    #[arg(long, env = "DOORMAN_MAX_BODY", value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
     /// Most requests in one /v1/batch_is_authorized call (or AuthZEN
     /// evaluations request).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "DOORMAN_MAX_BATCH",
+        value_name = "N",
+        default_value_t = 100
+    )]
     pub max_batch: usize,
     /// Time a client has to send a request's headers, then its body
     /// (e.g. 30s, 500ms); also how long an idle connection is kept.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_READ_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub read_timeout: Duration,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// Reload when policy, schema or entity files change: on, off, or
     /// poll:INTERVAL (e.g. poll:2s) for file systems without events (NFS).
-    #[arg(long, value_name = "MODE", default_value = "on", value_parser = parse_watch)]
+    #[arg(long, env = "DOORMAN_WATCH", value_name = "MODE", default_value = "on", value_parser = parse_watch)]
     pub watch: (WatchMode, String),
     /// How long file events must settle before a reload starts.
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_RELOAD_DEBOUNCE", value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
     pub reload_debounce: Duration,
     /// How often database sources are polled for changes besides their
     /// notifications (a safety net for notifications lost in transit).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "DOORMAN_DATABASE_POLL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub database_poll: Duration,
     /// Threads answering requests (default: one per core). A sidecar given
     /// part of a machine should say how much; batches and large bodies
     /// run on a separate blocking pool.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "DOORMAN_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// The AuthZEN PDP identifier in /.well-known/authzen-configuration
     /// (default: http:// and the listen address; for a wildcard address
     /// or a Unix socket, the host[:port] the request names).
-    #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
+    #[arg(long, env = "DOORMAN_AUTHZEN_PDP_URL", value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
+    /// Bearer tokens (one a line, # comments) that /v1/status,
+    /// /v1/policies and /v1/reload then require; re-read when it changes.
+    #[arg(long, env = "DOORMAN_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Bearer tokens that the decision endpoints (/v1/is_authorized,
+    /// /v1/batch_is_authorized, AuthZEN's /access/v1/*) then require;
+    /// admin tokens do not open them.
+    #[arg(long, env = "DOORMAN_AUTH_TOKEN_FILE", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Who may read /metrics: open, or admin (an admin token).
+    #[arg(
+        long,
+        env = "DOORMAN_METRICS_AUTH",
+        value_name = "WHO",
+        value_enum,
+        default_value_t
+    )]
+    pub metrics_auth: MetricsAuth,
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -85,11 +115,27 @@ impl ServeArgs {
             listen: None,
         }
     }
+
+    /// Reads the token files (blocking: before the runtime starts).
+    pub fn guard(&self) -> Result<Guard, String> {
+        Guard::load(
+            self.admin_token_file.as_deref(),
+            self.auth_token_file.as_deref(),
+            self.metrics_auth,
+        )
+    }
 }
 
 /// Runs `doorman serve` until shut down; returns the process exit code.
 pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
     init_tracing();
+    let guard = match args.guard() {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         builder.worker_threads(usize::from(n));
@@ -101,7 +147,7 @@ pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let exit = runtime.block_on(run(load.sources(), args.clone()));
+    let exit = runtime.block_on(run(load.sources(), args.clone(), guard));
     // A load still parsing on the blocking pool (say, a huge entity file)
     // must not hold the exit past the promised bound.
     runtime.shutdown_timeout(args.shutdown_timeout);
@@ -118,7 +164,7 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
+async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
     // Before anything can take time, so a signal never meets the default
     // handler (which would kill the process without draining).
     let signals = match Signals::new() {
@@ -144,11 +190,18 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     if config.pdp_url.is_none() {
         config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
     }
-    let state = Arc::new(State::with_reloader(
-        config,
-        Reloader::with_poll(sources.clone(), args.database_poll),
-        mode_text,
-    ));
+    let state = Arc::new(
+        State::with_reloader(
+            config,
+            Reloader::with_poll(sources.clone(), args.database_poll),
+            mode_text,
+        )
+        .with_guard(guard),
+    );
+    {
+        let state = state.clone();
+        tokio::spawn(async move { state.guard().follow(auth::POLL).await });
+    }
     let for_watcher = state.clone();
     // Kept alive until the server stops; dropping it ends the watch.
     let _watching = match watch(&sources, mode, args.reload_debounce, move || {

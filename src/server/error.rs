@@ -15,7 +15,11 @@ use crate::clip::{FIELD_CHARS, MESSAGE_CHARS, clip, clip_owned};
 use crate::entity_json::Repeated;
 
 /// What kind of mistake; the `code` string of an error answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The schema's names are the variants' in snake_case, which is what
+/// [`Code::as_str`] says (a test holds the two together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Code {
     /// The body is not JSON.
     InvalidJson,
@@ -32,6 +36,9 @@ pub enum Code {
     BodyTooLarge,
     /// The body did not arrive in time.
     RequestTimeout,
+    /// No bearer token, or not one of the endpoint's (`--admin-token-file`,
+    /// `--auth-token-file`).
+    Unauthorized,
     NotFound,
     MethodNotAllowed,
     /// No snapshot is active yet (or the server is shutting down).
@@ -51,6 +58,7 @@ impl Code {
             Code::BatchTooLarge => "batch_too_large",
             Code::BodyTooLarge => "body_too_large",
             Code::RequestTimeout => "request_timeout",
+            Code::Unauthorized => "unauthorized",
             Code::NotFound => "not_found",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::NotReady => "not_ready",
@@ -68,6 +76,7 @@ impl Code {
             | Code::BatchTooLarge => StatusCode::BAD_REQUEST,
             Code::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -185,12 +194,14 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A refusal on the wire.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody<'a> {
     pub error: ErrorDetail<'a>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     pub code: Code,
     pub message: &'a str,

@@ -8,13 +8,15 @@
 //!   signals.
 //! - `listen`: binding TCP or a Unix socket and accepting connections.
 //! - [`state`]: the settings and the current snapshot, swapped atomically.
-//! - `routes`: which endpoint answers a request.
+//! - `routes`: which endpoint answers a request, and who may call it.
+//! - [`auth`]: bearer tokens for the admin (and decision) endpoints.
 //! - one module per protocol: `v1` (doorman's own decision API),
 //!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
 //!   `admin` (readiness, status, policies, reload).
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
+//! - `openapi`: the OpenAPI 3.1 document at `/openapi.json`.
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
@@ -22,11 +24,13 @@
 //! answer is a small JSON document built in one piece.
 
 mod admin;
+pub mod auth;
 mod authzen;
 mod body;
 mod command;
 mod error;
 mod listen;
+mod openapi;
 mod respond;
 mod routes;
 pub mod state;

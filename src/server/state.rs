@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
+use super::auth::Guard;
 use crate::reload::{Outcome, Reloader, Target};
 use crate::snapshot::Snapshot;
 
@@ -72,6 +73,8 @@ pub struct State {
     /// How files are watched (`on`, `off`, `poll:2s`), for `/v1/status`.
     watch: String,
     reload_wanted: Notify,
+    /// Who may call what (bearer tokens); open everywhere by default.
+    guard: Guard,
 }
 
 impl State {
@@ -86,6 +89,7 @@ impl State {
             reloader: None,
             watch: "off".to_owned(),
             reload_wanted: Notify::new(),
+            guard: Guard::open(),
         }
     }
 
@@ -96,6 +100,15 @@ impl State {
             watch: watch.into(),
             ..State::new(config)
         }
+    }
+
+    /// The same state, with `guard` deciding who may call what.
+    pub fn with_guard(self, guard: Guard) -> Self {
+        State { guard, ..self }
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     pub fn reloader(&self) -> Option<&Reloader> {

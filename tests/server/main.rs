@@ -12,9 +12,11 @@
 mod common;
 
 mod api;
+mod auth;
 mod authzen;
 mod fixtures;
 mod lifecycle;
+mod openapi;
 mod pg;
 mod postgres;
 mod reload;

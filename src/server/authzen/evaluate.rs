@@ -258,15 +258,17 @@ fn inherit<T: Clone>(
 
 /// One decision on the wire: `{"decision": bool}`, with a `context` only
 /// for an explanation that was asked for, or for an item's error.
-#[derive(Debug, Serialize)]
-pub(super) struct Decided<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenDecision)]
+pub(in crate::server) struct Decided<'a> {
     decision: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<Why<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = AuthZenContext)]
 enum Why<'a> {
     Reasons { reason_admin: Reasons<'a> },
     Error { error: Failure<'a> },
@@ -274,7 +276,8 @@ enum Why<'a> {
 
 /// The explanation: the policies that determined the decision (empty for
 /// the default deny) and those that failed to evaluate and were skipped.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenReasons)]
 struct Reasons<'a> {
     policies: &'a [String],
     errors: &'a [PolicyError],
@@ -282,7 +285,8 @@ struct Reasons<'a> {
 }
 
 /// Why an item has no real decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenItemError)]
 struct Failure<'a> {
     status: u16,
     code: Code,
@@ -319,7 +323,8 @@ impl<'a> Decided<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Evaluations<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenEvaluations)]
+pub(in crate::server) struct Evaluations<'a> {
     evaluations: Vec<Decided<'a>>,
 }

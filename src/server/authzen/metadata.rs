@@ -31,8 +31,9 @@ use super::Endpoint;
 use crate::server::respond::{Body, respond};
 use crate::server::state::State;
 
-#[derive(Debug, Serialize)]
-struct Metadata {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenMetadata)]
+pub(in crate::server) struct Metadata {
     policy_decision_point: String,
     access_evaluation_endpoint: String,
     access_evaluations_endpoint: String,

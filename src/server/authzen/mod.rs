@@ -24,11 +24,11 @@
 //! own API ([`super::work`]): one small evaluation in place, batches and
 //! searches on the blocking pool.
 
-mod evaluate;
-mod metadata;
+pub(super) mod evaluate;
+pub(super) mod metadata;
 mod question;
 mod read;
-mod search;
+pub(super) mod search;
 mod token;
 
 use std::sync::Arc;
@@ -90,18 +90,23 @@ impl Endpoint {
 }
 
 /// Answers an AuthZEN request; never fails (every problem is an answer),
-/// and every answer carries the request's identifier.
+/// and every answer carries the request's identifier, a `refused` one
+/// (the caller's 401) too.
 pub(super) async fn handle(
     endpoint: Endpoint,
     state: Arc<State>,
     request: Request<Incoming>,
+    refused: Option<Response<Body>>,
 ) -> Response<Body> {
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .cloned()
         .unwrap_or_else(new_request_id);
-    let mut response = answer(endpoint, state, request).await;
+    let mut response = match refused {
+        Some(r) => r,
+        None => answer(endpoint, state, request).await,
+    };
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }

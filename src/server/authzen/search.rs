@@ -295,22 +295,25 @@ fn describe(value: &Json<'_>) -> String {
 
 // ------------------------------------------------------------------ out
 
-#[derive(Debug, Serialize)]
-struct Answer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenSearchResults)]
+pub(in crate::server) struct Answer {
     // First, as the spec recommends, so a client can show progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<PageOut>,
     results: Vec<Found>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuthZenPageOut)]
 struct PageOut {
     next_token: String,
     count: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = AuthZenFound)]
 enum Found {
     Entity {
         #[serde(rename = "type")]

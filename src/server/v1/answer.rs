@@ -8,7 +8,7 @@ use crate::decide::{Answer, Decision, PolicyError};
 use crate::server::error::ApiError;
 
 /// The answer to one question: Cedar's answer plus the revision it came from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Decided<'a> {
     pub decision: Decision,
     pub reasons: &'a [String],
@@ -43,6 +43,16 @@ impl From<Result<Answer, ApiError>> for Outcome {
     }
 }
 
+/// The schema of one batch entry, which [`Outcome`] serializes as: Cedar's
+/// answer, or the error that kept the request from one.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum BatchItem {
+    Answer(Answer),
+    Error(crate::server::error::ErrorBody<'static>),
+}
+
 impl Serialize for Outcome {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -52,8 +62,10 @@ impl Serialize for Outcome {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The answer to a batch: one entry per request, in order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchDecided<'a> {
+    #[schema(value_type = Vec<BatchItem>)]
     pub responses: &'a [Outcome],
     pub revision: &'a str,
 }

@@ -13,7 +13,7 @@
 //! [`read`] (with its typed fast path, [`fast`]); the answers' wire shapes
 //! are [`answer`].
 
-mod answer;
+pub(super) mod answer;
 mod fast;
 mod read;
 
