@@ -541,6 +541,15 @@ fn the_bundled_r12_edit_is_caught_three_ways_and_a_comment_edit_is_not() {
     );
     assert_eq!(report["replay"]["changes"][0]["request_id"], "a");
 
+    // A solver that may not take a millisecond: "timed out", never
+    // "equivalent", and the run does not pass.
+    let (code, out) = bundled_diff(&policies, &["--no-exhaustive", "--solver-timeout", "1ms"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("(Member, ViewInbox, Inbox): timed out"),
+        "{out}"
+    );
+
     // A comment-only edit: nothing changes.
     fs::write(
         &file,

@@ -86,6 +86,15 @@ pub fn run(sides: &Sides<'_>, touched: &[Touched], contexts: &Contexts) -> Exhau
             ..outcome
         });
     }
+    // Store and hash order are not an order to read a report in.
+    report.flips.sort_by(|a, b| {
+        (&a.action, &a.principal, &a.resource, a.context.to_string()).cmp(&(
+            &b.action,
+            &b.principal,
+            &b.resource,
+            b.context.to_string(),
+        ))
+    });
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     report
 }

@@ -239,6 +239,13 @@ pub struct TouchedReport {
 impl DiffReport {
     /// Changes that count against the run (all, or the unintended ones).
     pub fn unintended(&self) -> usize {
+        let (ex, sym, rep) = self.counts();
+        ex + sym + rep
+    }
+
+    /// Those changes per mode: exhaustive flips, symbolic findings (one per
+    /// environment and direction), replayed questions.
+    pub fn counts(&self) -> (usize, usize, usize) {
         let ex = self
             .exhaustive
             .as_ref()
@@ -254,7 +261,7 @@ impl DiffReport {
             .replay
             .as_ref()
             .map_or(0, |r| r.changes.iter().filter(|f| !f.flip.intended).count());
-        ex + sym + rep
+        (ex, sym, rep)
     }
 
     pub fn changed(&self) -> bool {

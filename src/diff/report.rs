@@ -58,8 +58,24 @@ fn verdict(report: &DiffReport) -> String {
         }
         (0, false) => "no change in authorization".into(),
         (0, true) => "only intended changes".into(),
-        (n, false) => format!("{n} change(s) in authorization"),
-        (n, true) => format!("{n} unintended change(s) in authorization"),
+        (_, expectations) => {
+            let (ex, sym, rep) = report.counts();
+            let mut parts = Vec::new();
+            if report.exhaustive.is_some() {
+                parts.push(format!("{ex} flip(s) in the known world"));
+            }
+            if report.symbolic.is_some() {
+                parts.push(format!("{sym} change(s) over every request"));
+            }
+            if report.replay.is_some() {
+                parts.push(format!("{rep} replayed question(s) changed"));
+            }
+            format!(
+                "{}authorization changed: {}",
+                if expectations { "unintended changes: " } else { "" },
+                parts.join(", ")
+            )
+        }
     }
 }
 
