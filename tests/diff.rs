@@ -152,6 +152,10 @@ impl Model {
 /// sets and asserts it flips the way the report says.
 fn recheck_counterexamples(model: &Model, report: &Value) -> usize {
     let (schema, base, head) = model.sets();
+    recheck(&schema, &base, &head, report)
+}
+
+fn recheck(schema: &Schema, base: &PolicySet, head: &PolicySet, report: &Value) -> usize {
     let mut n = 0;
     for env in report["symbolic"]["environments"].as_array().unwrap() {
         for f in env["findings"].as_array().unwrap() {
@@ -179,7 +183,7 @@ fn recheck_counterexamples(model: &Model, report: &Value) -> usize {
                 "OLD allowed what NEW denies" => (Decision::Allow, Decision::Deny),
                 other => panic!("direction {other}"),
             };
-            assert_eq!((decide(&base), decide(&head)), expected, "{f:#}");
+            assert_eq!((decide(base), decide(head)), expected, "{f:#}");
             assert_eq!(f["verified"], true);
             n += 1;
         }
@@ -256,6 +260,18 @@ fn a_widened_permit_is_found_three_ways() {
     assert_eq!(rep["changes"][0]["line"], 1);
     assert_eq!(rep["skipped_versions"], 1);
     assert_eq!(rep["bad_lines"][0]["line"], 4, "{text}");
+    // Markdown: the summary table, then the details.
+    let (code, md) = m.run(&["--replay", "decisions.log", "--format", "markdown"]);
+    assert_eq!(code, 3, "{md}");
+    assert!(
+        md.contains("| exhaustive | every request among the loaded entities | 4 flip(s)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| replay | the logged questions | 1 of 2 changed, 1 bad line(s) |"),
+        "{md}"
+    );
+    assert!(md.contains("<details>"), "{md}");
 }
 
 #[test]
@@ -534,6 +550,26 @@ fn the_bundled_r12_edit_is_caught_three_ways_and_a_comment_edit_is_not() {
         "{out}"
     );
     assert!(sym.iter().all(|e| e["status"] != "not_analysed"), "{out}");
+    let schema = Schema::from_cedarschema_str(
+        &fs::read_to_string(Path::new(ROOT).join("schema/doorman.cedarschema")).unwrap(),
+    )
+    .unwrap()
+    .0;
+    let set_of = |dir: &Path| {
+        let mut text = String::new();
+        for e in fs::read_dir(dir).unwrap() {
+            text.push_str(&fs::read_to_string(e.unwrap().path()).unwrap());
+            text.push('\n');
+        }
+        PolicySet::from_str(&text).unwrap()
+    };
+    let checked = recheck(
+        &schema,
+        &set_of(&Path::new(ROOT).join("policies")),
+        &set_of(&policies),
+        &report,
+    );
+    assert_eq!(checked, 1, "{out}");
     assert_eq!(
         report["replay"]["changes"].as_array().unwrap().len(),
         1,

@@ -60,7 +60,7 @@ pub fn canonical(policy: &Policy) -> String {
 }
 
 /// The environments where base and head differ, with the policies that
-/// differ there. Environments are the schema's, in its order.
+/// differ there, sorted (principal type, action, resource type).
 pub fn touched(schema: &Schema, base: &PolicySet, head: &PolicySet) -> Vec<Touched> {
     let actions = schema.action_entities().ok();
     let ancestors = |a: &EntityUid| -> Vec<EntityUid> {
@@ -105,6 +105,7 @@ pub fn touched(schema: &Schema, base: &PolicySet, head: &PolicySet) -> Vec<Touch
             request_env,
         });
     }
+    out.sort_by(|a, b| a.env.cmp(&b.env));
     out
 }
 
@@ -148,4 +149,52 @@ pub fn applies(p: &Policy, env: &RequestEnv, action_ancestors: &[EntityUid]) -> 
         ResourceConstraint::Is(t) | ResourceConstraint::IsIn(t, _) => &t == env.resource(),
     };
     action_ok && principal && resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    const SCHEMA: &str = "entity U; entity D; action w; action e in [w] appliesTo { principal: U, resource: D }; action v appliesTo { principal: U, resource: D };";
+
+    fn envs(base: &str, head: &str) -> Vec<String> {
+        let schema = Schema::from_cedarschema_str(SCHEMA).unwrap().0;
+        let (b, h) = (
+            PolicySet::from_str(base).unwrap(),
+            PolicySet::from_str(head).unwrap(),
+        );
+        touched(&schema, &b, &h)
+            .into_iter()
+            .map(|t| t.env.action)
+            .collect()
+    }
+
+    #[test]
+    fn ids_layout_comments_and_order_are_not_changes() {
+        let base = "@id(\"a\") permit(principal, action == Action::\"v\", resource) when { true };\n@id(\"b\") forbid(principal, action, resource) when { principal == resource };";
+        let head = "// moved\n@id(\"b2\")\nforbid (principal, action, resource)\nwhen { principal == resource };\n@id(\"a2\")\npermit (principal, action == Action::\"v\", resource)\nwhen { true };";
+        assert!(envs(base, head).is_empty());
+    }
+
+    #[test]
+    fn a_policy_on_an_action_group_touches_its_members_only() {
+        let base = "permit(principal, action in Action::\"w\", resource) when { true };";
+        let head = "permit(principal, action in Action::\"w\", resource) when { false };";
+        assert_eq!(envs(base, head), ["e"]);
+        // A duplicate is a change: one copy removed is still the same
+        // decisions, but the count of policies differs, so it is looked at.
+        let twice = format!("{base}\n{base}");
+        assert_eq!(envs(&twice, base), ["e"]);
+    }
+
+    #[test]
+    fn principal_types_narrow_relevance() {
+        let base = "permit(principal is U, action, resource is D);";
+        let head = "permit(principal is D, action, resource is D);";
+        assert_eq!(envs(base, head), ["e", "v"]);
+        // A principal type no action takes touches nothing.
+        let added = format!("{base}\npermit(principal is D, action, resource);");
+        assert!(envs(base, &added).is_empty());
+    }
 }
