@@ -356,7 +356,13 @@ fn entities_json(e: &Entities) -> Value {
     };
     match e.to_json_value() {
         Ok(Value::Array(items)) => {
-            Value::Array(items.into_iter().filter(|v| !is_action(v)).collect())
+            let mut items: Vec<Value> = items.into_iter().filter(|v| !is_action(v)).collect();
+            let key = |v: &Value| {
+                let part = |k: &str| v["uid"][k].as_str().unwrap_or_default().to_owned();
+                (part("type"), part("id"))
+            };
+            items.sort_by_key(key);
+            Value::Array(items)
         }
         Ok(other) => other,
         Err(_) => Value::Null,
