@@ -163,16 +163,16 @@ fn recheck(schema: &Schema, base: &PolicySet, head: &PolicySet, report: &Value) 
             let uid = |v: &Value| EntityUid::from_json(v.clone()).unwrap();
             let action = uid(&req["action"]);
             let context =
-                Context::from_json_value(req["context"].clone(), Some((&schema, &action))).unwrap();
+                Context::from_json_value(req["context"].clone(), Some((schema, &action))).unwrap();
             let request = Request::new(
                 uid(&req["principal"]),
                 action,
                 uid(&req["resource"]),
                 context,
-                Some(&schema),
+                Some(schema),
             )
             .unwrap();
-            let entities = Entities::from_json_value(f["entities"].clone(), Some(&schema)).unwrap();
+            let entities = Entities::from_json_value(f["entities"].clone(), Some(schema)).unwrap();
             let decide = |set| {
                 Authorizer::new()
                     .is_authorized(&request, set, &entities)
