@@ -473,6 +473,25 @@ fn a_dead_policy_is_warned() {
     assert_eq!(w[0]["kind"], "never applies", "{text}");
 }
 
+#[test]
+fn never_errors_finds_a_policy_that_can_overflow() {
+    let head = format!(
+        "{BASE}\n@id(\"overflow\")\nforbid (principal, action == Action::\"view\", resource) when {{ principal.level + 9223372036854775807 < 0 }};\n"
+    );
+    let m = Model::new(&head, 6, 4);
+    let (_, text, report) = m.diff(&["--check", "never-errors"]);
+    let w = report["symbolic"]["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w["policy"] == "overflow" && w["kind"] == "may error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("overflow") && text.contains("may error"),
+        "{text}"
+    );
+}
+
 // ------------------------------------------------------------ bundled model
 
 fn bundled_copy() -> (tempfile::TempDir, PathBuf) {
