@@ -84,9 +84,32 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The same rendering as `Display`, introduced as a warning: what the
+    /// validator reports without refusing the policies.
+    pub fn as_warning(&self) -> impl fmt::Display + '_ {
+        Level(self, "warning")
+    }
+}
+
+struct Level<'a>(&'a Diagnostic, &'static str);
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "error: {}", self.location())?;
+        Level(self, "error").fmt(f)
+    }
+}
+
+impl fmt::Display for Level<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Level(d, level) = self;
+        d.write(f, level)
+    }
+}
+
+impl Diagnostic {
+    fn write(&self, f: &mut fmt::Formatter<'_>, level: &str) -> fmt::Result {
+        write!(f, "{level}: {}", self.location())?;
         if let Some(id) = &self.policy {
             write!(f, " (policy {id})")?;
         }

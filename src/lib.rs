@@ -25,6 +25,8 @@
 //! - [`reload`]: keeping the serving snapshot current: file watching and
 //!   reloads, and following database sources' changes.
 //! - [`server`], [`testing`], [`cli`]: the sidecar, `doorman test`, the CLI.
+//! - [`fmt`], [`diff`]: `doorman fmt`; `doorman diff`, what a policy edit
+//!   changes (over the loaded world, every request, and logged traffic).
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and
 //! benchmarks drive the same code the sidecar runs.
@@ -33,8 +35,10 @@ pub mod cli;
 pub mod clip;
 pub mod decide;
 pub mod diag;
+pub mod diff;
 pub mod entities;
 pub mod entity_json;
+pub mod fmt;
 pub mod load;
 pub mod postgres;
 pub mod reload;

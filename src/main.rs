@@ -33,7 +33,21 @@ enum Command {
         load: LoadArgs,
         #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
         format: Format,
+        /// Treat the validator's warnings as errors (exit 1).
+        #[arg(long)]
+        deny_warnings: bool,
     },
+    /// Format *.cedar files in place (cedar-policy-formatter's layout).
+    Fmt {
+        /// Only list the files that are not formatted; exit 1 if any.
+        #[arg(long)]
+        check: bool,
+        /// Files or directories (default: policies).
+        #[arg(value_name = "PATHS", default_value = "policies")]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// What a policy edit changes: every flipped decision, three ways.
+    Diff(Box<doorman::diff::DiffArgs>),
     /// Ask one question: may PRINCIPAL do ACTION on RESOURCE?
     Authorize {
         #[command(flatten)]
@@ -84,7 +98,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { load, format } => check(&load, format),
+        Command::Check {
+            load,
+            format,
+            deny_warnings,
+        } => check(&load, format, deny_warnings),
+        Command::Fmt { check, paths } => fmt(&paths, check),
+        Command::Diff(args) => doorman::diff::run_cli(&args),
         Command::Authorize {
             load,
             principal,
@@ -98,29 +118,67 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(args: &LoadArgs, format: Format) -> ExitCode {
+fn check(args: &LoadArgs, format: Format, deny_warnings: bool) -> ExitCode {
     let result = args.load();
+    let warnings = result.as_ref().map_or(&[][..], |s| s.warnings());
+    let ok = result.is_ok() && (!deny_warnings || warnings.is_empty());
     match format {
         Format::Json => {
             let report = match &result {
                 Ok(s) => serde_json::json!({
-                    "ok": true, "summary": s.summary(), "revision": s.revision(), "diagnostics": [],
+                    "ok": ok, "summary": s.summary(), "revision": s.revision(), "diagnostics": [],
+                    "warnings": warnings,
                 }),
                 Err(e) => serde_json::json!({
-                    "ok": false, "summary": e.summary, "diagnostics": e.diagnostics,
+                    "ok": false, "summary": e.summary, "diagnostics": e.diagnostics, "warnings": [],
                 }),
             };
             println!("{report:#}");
         }
-        Format::Text => match &result {
-            Ok(s) => println!("{}: ok (revision {})", s.summary(), s.revision()),
-            Err(e) => print_load_error(e),
-        },
+        Format::Text => {
+            for w in warnings {
+                println!("{}\n", w.as_warning());
+            }
+            let n = warnings.len();
+            let counted = match n {
+                0 => String::new(),
+                1 => ", 1 warning".to_owned(),
+                n => format!(", {n} warnings"),
+            };
+            match &result {
+                Ok(s) if ok => println!("{}: ok{counted} (revision {})", s.summary(), s.revision()),
+                Ok(s) => println!(
+                    "{}: {n} warning(s), refused by --deny-warnings",
+                    s.summary()
+                ),
+                Err(e) => print_load_error(e),
+            }
+        }
     }
-    if result.is_ok() {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn fmt(paths: &[std::path::PathBuf], check: bool) -> ExitCode {
+    let report = doorman::fmt::run(paths, check);
+    for d in &report.errors {
+        eprintln!("{d}\n");
+    }
+    for file in &report.changed {
+        if check {
+            println!("not formatted: {}", file.display());
+        } else {
+            println!("formatted: {}", file.display());
+        }
+    }
+    let failed = !report.errors.is_empty() || (check && !report.changed.is_empty());
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

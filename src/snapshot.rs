@@ -117,6 +117,8 @@ pub struct Snapshot {
     pub(crate) loaded_at: SystemTime,
     pub(crate) validation: ValidationMode,
     pub(crate) schema_files: usize,
+    /// The validator's warnings, at file:line (empty with validation off).
+    pub(crate) warnings: Arc<[crate::diag::Diagnostic]>,
 }
 
 impl Snapshot {
@@ -166,6 +168,12 @@ impl Snapshot {
     /// from the snapshot before it), by path.
     pub fn changed_entity_files(&self) -> &[String] {
         self.entity_files.changed()
+    }
+
+    /// What the validator warned about without refusing the policies
+    /// (`doorman check` prints them; `--deny-warnings` refuses them).
+    pub fn warnings(&self) -> &[crate::diag::Diagnostic] {
+        &self.warnings
     }
 
     pub fn schema(&self) -> Option<&Schema> {

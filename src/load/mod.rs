@@ -132,8 +132,11 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
 
     // Validate whatever parsed, so one run reports syntax errors in one file
     // and type errors in another.
+    let mut warnings = Vec::new();
     if let (Some(p), Some(s)) = (&policies, &schema) {
-        diags.extend(validate(p, s, sources.validation));
+        let (errors, found) = validate(p, s, sources.validation);
+        diags.extend(errors);
+        warnings = found;
     }
 
     // Entities are parsed against the schema, so a broken schema would only
@@ -194,6 +197,7 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
                 revision,
                 databases,
                 sources.validation,
+                warnings,
             ))
         }
         (policies, entities) => Err(LoadError {
@@ -311,6 +315,7 @@ impl Snapshot {
             loaded_at: SystemTime::now(),
             validation: self.validation,
             schema_files: self.schema_files,
+            warnings: Arc::clone(&self.warnings),
         }
     }
 }
@@ -334,6 +339,7 @@ fn assemble(
     file_revision: String,
     databases: Vec<DatabaseState>,
     validation: ValidationMode,
+    warnings: Vec<Diagnostic>,
 ) -> Snapshot {
     let slices = Arc::new(Slices::build(&policies.set, schema.as_ref()));
     let empty_context = Arc::new(EmptyContext::build(schema.as_ref()));
@@ -360,6 +366,7 @@ fn assemble(
         loaded_at: SystemTime::now(),
         validation,
         schema_files,
+        warnings: warnings.into(),
     }
 }
 
@@ -511,26 +518,38 @@ fn annotations<'a>(
     it.map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
-fn validate(policies: &LoadedPolicies, schema: &Schema, mode: ValidationMode) -> Vec<Diagnostic> {
+/// The validator's errors and its warnings (policies that can never apply,
+/// confusable identifiers, ...), each located at file:line.
+fn validate(
+    policies: &LoadedPolicies,
+    schema: &Schema,
+    mode: ValidationMode,
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
     let mode = match mode {
-        ValidationMode::Off => return Vec::new(),
+        ValidationMode::Off => return (Vec::new(), Vec::new()),
         ValidationMode::Strict => cedar_policy::ValidationMode::Strict,
         ValidationMode::Permissive => cedar_policy::ValidationMode::Permissive,
     };
     let result = Validator::new(schema.clone()).validate(&policies.set, mode);
-    result
+    let locate = |id: &PolicyId, e: &dyn miette::Diagnostic| {
+        // As written: `Display` escapes quotes and backslashes.
+        let id = AsRef::<str>::as_ref(id).to_owned();
+        let info = policies.info.iter().find(|p| p.id == id);
+        match info.and_then(|i| policies.texts.get(&i.file).map(|t| (i, t))) {
+            Some((i, text)) => Diagnostic::from_miette(Path::new(&i.file), text, e),
+            None => Diagnostic::new(Path::new("<policies>"), 0, 0, e.to_string()),
+        }
+        .with_policy(id)
+    };
+    let errors = result
         .validation_errors()
-        .map(|e| {
-            // As written: `Display` escapes quotes and backslashes.
-            let id = AsRef::<str>::as_ref(e.policy_id()).to_owned();
-            let info = policies.info.iter().find(|p| p.id == id);
-            match info.and_then(|i| policies.texts.get(&i.file).map(|t| (i, t))) {
-                Some((i, text)) => Diagnostic::from_miette(Path::new(&i.file), text, e),
-                None => Diagnostic::new(Path::new("<policies>"), 0, 0, e.to_string()),
-            }
-            .with_policy(id)
-        })
-        .collect()
+        .map(|e| locate(e.policy_id(), e))
+        .collect();
+    let warnings = result
+        .validation_warnings()
+        .map(|w| locate(w.policy_id(), w))
+        .collect();
+    (errors, warnings)
 }
 
 // ------------------------------------------------------------------ schema
