@@ -306,10 +306,13 @@ pub fn run_cli(args: &DiffArgs) -> ExitCode {
 
 /// Loads both sides and runs the modes asked for.
 pub fn run(args: &DiffArgs) -> Result<DiffReport, String> {
-    let head_dir = args
-        .head
-        .clone()
-        .unwrap_or_else(|| args.load.policies.clone());
+    // `--head` replaces only the policies: the schema and entities are
+    // the loading flags' (the bundled ones when none are given).
+    let mut head_sources = args.load.sources();
+    if let Some(head) = &args.head {
+        head_sources.policies = head.clone();
+    }
+    let head_dir = head_sources.policies.clone();
     let checkout;
     let (base_dir, base_label, relabel) = match (&args.base, &args.base_rev) {
         (Some(dir), _) => (dir.clone(), dir.display().to_string(), Relabel::default()),
@@ -324,10 +327,10 @@ pub fn run(args: &DiffArgs) -> Result<DiffReport, String> {
         (None, None) => return Err("error: give --base DIR or --base-rev REV".into()),
     };
 
-    let mut head_args = args.load.clone();
-    head_args.policies = head_dir.clone();
-    let head = head_args.load().map_err(|e| load_failed("head", &e))?;
-    let mut base_sources = head_args.sources();
+    let head = crate::load::load(&head_sources)
+        .and_then(|s| crate::postgres::read_blocking(s, &head_sources.databases))
+        .map_err(|e| load_failed("head", &e))?;
+    let mut base_sources = head_sources.clone();
     base_sources.policies = base_dir;
     // Entity files are taken from the head's load (same bytes, same schema).
     let base =
