@@ -20,6 +20,7 @@ use std::time::Duration;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+use super::decision_log::{self, DecisionLog};
 use super::listen::{ListenAddr, Listener};
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
@@ -67,6 +68,53 @@ pub struct ServeArgs {
     /// or a Unix socket, the host[:port] the request names).
     #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
+    /// Write one JSON line per decision to `stdout` or to FILE (appended;
+    /// follows log rotation). Format: docs/decision-log.md.
+    #[arg(long, value_name = "stdout|FILE")]
+    pub decision_log: Option<decision_log::Target>,
+    /// Optional decision-log fields: `context`, `entities` (comma-separated).
+    #[arg(
+        long,
+        value_name = "FIELDS",
+        value_delimiter = ',',
+        requires = "decision_log"
+    )]
+    pub decision_log_include: Vec<Include>,
+    /// Decision-log values written as "***": JSON pointers into the line,
+    /// `*` for any key or index (/context/ssn, /entities/*/attrs/email);
+    /// comma-separated or repeated.
+    #[arg(
+        long,
+        value_name = "POINTERS",
+        value_delimiter = ',',
+        value_parser = decision_log::Mask::parse,
+        requires = "decision_log"
+    )]
+    pub decision_log_mask: Vec<decision_log::Mask>,
+    /// The fraction of allows written to the decision log (0 to 1); denies
+    /// are always written.
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 1.0,
+        value_parser = parse_fraction,
+        requires = "decision_log"
+    )]
+    pub decision_log_allow_sample: f64,
+}
+
+/// An optional field of the decision log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Include {
+    Context,
+    Entities,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction from 0 to 1 (such as 0.1)")),
+    }
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -84,6 +132,19 @@ impl ServeArgs {
             pdp_url: self.authzen_pdp_url.clone(),
             listen: None,
         }
+    }
+
+    /// The decision log's settings, when one was asked for.
+    pub fn decision_log(&self) -> Option<decision_log::Options> {
+        Some(decision_log::Options {
+            target: self.decision_log.clone()?,
+            format: decision_log::Format {
+                context: self.decision_log_include.contains(&Include::Context),
+                entities: self.decision_log_include.contains(&Include::Entities),
+                masks: self.decision_log_mask.clone(),
+            },
+            allow_sample: self.decision_log_allow_sample,
+        })
     }
 }
 
@@ -144,11 +205,22 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     if config.pdp_url.is_none() {
         config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
     }
-    let state = Arc::new(State::with_reloader(
+    let mut state = State::with_reloader(
         config,
         Reloader::with_poll(sources.clone(), args.database_poll),
         mode_text,
-    ));
+    );
+    if let Some(options) = args.decision_log() {
+        tracing::info!(target = ?options.target, "writing the decision log");
+        match DecisionLog::start(options, state.metrics().clone()) {
+            Ok(log) => state = state.with_decision_log(log),
+            Err(e) => {
+                tracing::error!("cannot start the decision log's thread: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let state = Arc::new(state);
     let for_watcher = state.clone();
     // Kept alive until the server stops; dropping it ends the watch.
     let _watching = match watch(&sources, mode, args.reload_debounce, move || {
@@ -176,6 +248,15 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
         }
     };
     super::serve(listener, state.clone(), shutdown).await;
+    // What was decided before the end is written and flushed (within the
+    // shutdown bound: a writer stuck on a FIFO is not waited for).
+    let limit = args.shutdown_timeout;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(log) = state.decision_log() {
+            log.close(limit);
+        }
+    })
+    .await;
     exit
 }
 

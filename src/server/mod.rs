@@ -15,6 +15,9 @@
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
+//! - observing: [`metrics`] (`GET /metrics`, lock-free counters),
+//!   `request_id` (`X-Request-ID` on every answer) and [`decision_log`]
+//!   (one JSON line per decision, written off the runtime).
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
@@ -25,8 +28,12 @@ mod admin;
 mod authzen;
 mod body;
 mod command;
+pub mod decision_log;
 mod error;
 mod listen;
+pub mod metrics;
+mod observe;
+mod request_id;
 mod respond;
 mod routes;
 pub mod state;

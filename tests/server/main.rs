@@ -15,6 +15,7 @@ mod api;
 mod authzen;
 mod fixtures;
 mod lifecycle;
+mod observe;
 mod pg;
 mod postgres;
 mod reload;
