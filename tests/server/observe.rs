@@ -16,7 +16,7 @@ use crate::support::*;
 
 /// One sample of an OpenMetrics exposition.
 #[derive(Debug, Clone)]
-struct Sample {
+pub struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -59,12 +59,12 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
         .collect()
 }
 
-struct Scraped(Vec<Sample>);
+pub struct Scraped(Vec<Sample>);
 
 impl Scraped {
     /// The value of the one sample named `name` with (at least) `labels`;
     /// `None` when there is none.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found: Vec<&Sample> = self
             .0
             .iter()
@@ -79,7 +79,7 @@ impl Scraped {
         found.first().map(|s| s.value)
     }
 
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.get(name, labels)
             .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {:#?}", self.0))
     }
@@ -109,7 +109,8 @@ impl Scraped {
     }
 }
 
-async fn scrape(c: &mut Conn<TcpStream>) -> Scraped {
+/// `GET /metrics`, checked for its media type and `# EOF`, parsed.
+pub async fn scrape(c: &mut Conn<TcpStream>) -> Scraped {
     let r = c.get("/metrics").await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -326,6 +327,34 @@ async fn every_answer_carries_a_request_id_echoed_made_up_or_replaced() {
         let id = r.header("x-request-id").expect("an id");
         assert_ne!(id, bad);
         assert_eq!(id.len(), 36, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn the_debug_request_line_names_the_request_id() {
+    let mut args = load_flags(&model_sources());
+    args.extend(["--watch".to_owned(), "off".to_owned()]);
+    let server = Process::start_logging(&args, " serving ", "info,doorman=debug");
+    let mut c = server.connect().await;
+    let r = c
+        .send("GET", "/nowhere", &[("X-Request-ID", "trace-me-7")], None)
+        .await;
+    assert_eq!(r.status, 404);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let line = log.lines().find(|l| {
+            l.contains("request_id=trace-me-7") || l.contains("request_id=\"trace-me-7\"")
+        });
+        if let Some(line) = line {
+            assert!(
+                line.contains("status=404") && line.contains("/nowhere"),
+                "{line}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "no request line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
