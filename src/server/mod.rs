@@ -33,7 +33,7 @@ mod error;
 mod listen;
 pub mod metrics;
 mod observe;
-mod request_id;
+pub mod request_id;
 mod respond;
 mod routes;
 pub mod state;
