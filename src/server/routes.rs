@@ -4,8 +4,8 @@
 //! finds the endpoint, and the endpoint knows its one method, which is what
 //! a 405 and its `Allow` header are built from. The endpoints themselves
 //! live with their protocol: [`super::v1`] (doorman's decision API),
-//! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods so
-//! that they too carry its request identifier) and [`super::admin`]
+//! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods)
+//! and [`super::admin`]
 //! (health, status, policies, reload).
 //!
 //! Every answer leaves through [`handle`], which is why the request's
