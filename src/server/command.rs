@@ -22,6 +22,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use super::auth::{self, Guard, MetricsAuth};
+use super::decision_log::{self, DecisionLog};
 use super::listen::{ListenAddr, Listener};
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
@@ -97,6 +98,56 @@ pub struct ServeArgs {
         default_value_t
     )]
     pub metrics_auth: MetricsAuth,
+    /// Write one JSON line per decision to `stdout` or to FILE (appended;
+    /// follows log rotation). Format: docs/decision-log.md.
+    #[arg(long, env = "DOORMAN_DECISION_LOG", value_name = "stdout|FILE")]
+    pub decision_log: Option<decision_log::Target>,
+    /// Optional decision-log fields: `context`, `entities` (comma-separated).
+    #[arg(
+        long,
+        env = "DOORMAN_DECISION_LOG_INCLUDE",
+        value_name = "FIELDS",
+        value_delimiter = ',',
+        requires = "decision_log"
+    )]
+    pub decision_log_include: Vec<Include>,
+    /// Decision-log values written as "***": JSON pointers into the line,
+    /// `*` for any key or index (/context/ssn, /entities/*/attrs/email);
+    /// comma-separated or repeated.
+    #[arg(
+        long,
+        env = "DOORMAN_DECISION_LOG_MASK",
+        value_name = "POINTERS",
+        value_delimiter = ',',
+        value_parser = decision_log::Mask::parse,
+        requires = "decision_log"
+    )]
+    pub decision_log_mask: Vec<decision_log::Mask>,
+    /// The fraction of allows written to the decision log (0 to 1); denies
+    /// are always written.
+    #[arg(
+        long,
+        env = "DOORMAN_DECISION_LOG_ALLOW_SAMPLE",
+        value_name = "FRACTION",
+        default_value_t = 1.0,
+        value_parser = parse_fraction,
+        requires = "decision_log"
+    )]
+    pub decision_log_allow_sample: f64,
+}
+
+/// An optional field of the decision log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Include {
+    Context,
+    Entities,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction from 0 to 1 (such as 0.1)")),
+    }
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -123,6 +174,19 @@ impl ServeArgs {
             self.auth_token_file.as_deref(),
             self.metrics_auth,
         )
+    }
+
+    /// The decision log's settings, when one was asked for.
+    pub fn decision_log(&self) -> Option<decision_log::Options> {
+        Some(decision_log::Options {
+            target: self.decision_log.clone()?,
+            format: decision_log::Format {
+                context: self.decision_log_include.contains(&Include::Context),
+                entities: self.decision_log_include.contains(&Include::Entities),
+                masks: self.decision_log_mask.clone(),
+            },
+            allow_sample: self.decision_log_allow_sample,
+        })
     }
 }
 
@@ -190,14 +254,23 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
     if config.pdp_url.is_none() {
         config.pdp_url = super::authzen::pdp_url_of(&address.to_string());
     }
-    let state = Arc::new(
-        State::with_reloader(
-            config,
-            Reloader::with_poll(sources.clone(), args.database_poll),
-            mode_text,
-        )
-        .with_guard(guard),
-    );
+    let mut state = State::with_reloader(
+        config,
+        Reloader::with_poll(sources.clone(), args.database_poll),
+        mode_text,
+    )
+    .with_guard(guard);
+    if let Some(options) = args.decision_log() {
+        tracing::info!(target = ?options.target, "writing the decision log");
+        match DecisionLog::start(options, state.metrics().clone()) {
+            Ok(log) => state = state.with_decision_log(log),
+            Err(e) => {
+                tracing::error!("cannot start the decision log's thread: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let state = Arc::new(state);
     {
         let state = state.clone();
         tokio::spawn(async move { state.guard().follow(auth::POLL).await });
@@ -229,6 +302,15 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
         }
     };
     super::serve(listener, state.clone(), shutdown).await;
+    // What was decided before the end is written and flushed (within the
+    // shutdown bound: a writer stuck on a FIFO is not waited for).
+    let limit = args.shutdown_timeout;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(log) = state.decision_log() {
+            log.close(limit);
+        }
+    })
+    .await;
     exit
 }
 

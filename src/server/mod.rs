@@ -17,6 +17,9 @@
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
 //! - `openapi`: the OpenAPI 3.1 document at `/openapi.json`.
+//! - observing: [`metrics`] (`GET /metrics`, lock-free counters),
+//!   `request_id` (`X-Request-ID` on every answer) and [`decision_log`]
+//!   (one JSON line per decision, written off the runtime).
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
@@ -28,9 +31,13 @@ pub mod auth;
 mod authzen;
 mod body;
 mod command;
+pub mod decision_log;
 mod error;
 mod listen;
 mod openapi;
+pub mod metrics;
+mod observe;
+pub mod request_id;
 mod respond;
 mod routes;
 pub mod state;

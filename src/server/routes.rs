@@ -4,8 +4,8 @@
 //! finds the endpoint, and the endpoint knows its one method, which is what
 //! a 405 and its `Allow` header are built from. The endpoints themselves
 //! live with their protocol: [`super::v1`] (doorman's decision API),
-//! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods so
-//! that they too carry its request identifier) and [`super::admin`]
+//! [`super::authzen`] (AuthZEN 1.0, which answers its own wrong methods)
+//! and [`super::admin`]
 //! (health, status, policies, reload).
 //!
 //! Every route names its [`Access`] class here, in one exhaustive `match`
@@ -13,6 +13,10 @@
 //! who may call it; the state's [`super::auth::Guard`] checks the token
 //! before the request's method or body is looked at (an unauthenticated
 //! caller learns nothing but that a token is needed).
+//!
+//! Every answer leaves through [`handle`], which is why the request's
+//! `X-Request-ID` is set and the request counted there, once, for every
+//! endpoint (404s and 405s included).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,9 +27,11 @@ use serde_json::json;
 
 use super::auth::Access;
 use super::error::{ApiError, Code};
+use super::metrics::Endpoint;
+use super::request_id::{self, Arrival};
 use super::respond::{Body, refuse, respond, wrong_method};
 use super::state::State;
-use super::{admin, authzen, openapi, v1};
+use super::{admin, authzen, metrics, openapi, v1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -37,6 +43,7 @@ enum Route {
     BatchIsAuthorized,
     Reload,
     OpenApi,
+    Metrics,
 }
 
 impl Route {
@@ -50,6 +57,7 @@ impl Route {
             "/v1/batch_is_authorized" => Route::BatchIsAuthorized,
             "/v1/reload" => Route::Reload,
             "/openapi.json" => Route::OpenApi,
+            "/metrics" => Route::Metrics,
             _ => return None,
         })
     }
@@ -60,6 +68,7 @@ impl Route {
             Route::Healthz | Route::Readyz | Route::OpenApi => Access::Open,
             Route::IsAuthorized | Route::BatchIsAuthorized => Access::Decision,
             Route::Status | Route::Policies | Route::Reload => Access::Admin,
+            Route::Metrics => Access::Metrics,
         }
     }
 
@@ -73,45 +82,101 @@ impl Route {
     }
 }
 
-/// Answers one request. Never fails: every problem is an HTTP answer.
+/// Answers one request. Never fails: every problem is an HTTP answer, and
+/// every answer carries the request's `X-Request-ID` and is counted.
 pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
-    // The log line needs the path kept past the request; skip the copy (and
-    // the clock) on the hot path unless someone reads debug logs.
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return dispatch(state, request).await;
+    let arrival = Arrival {
+        id: request_id::of(request.headers()),
+        at: Instant::now(),
+    };
+    let target = Target::find(request.uri().path());
+    // The log line needs the method and path kept past the request; skip
+    // the copies on the hot path unless someone reads debug logs.
+    let line = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let metrics = state.metrics().clone();
+    let id = arrival.id.clone();
+    let mut response = dispatch(target, state, request, arrival.clone()).await;
+    let took = arrival.at.elapsed();
+    metrics.request(target.endpoint(), response.status(), took);
+    if let Some((method, path)) = line {
+        tracing::debug!(
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            micros = took.as_micros() as u64,
+            request_id = id.to_str().unwrap_or("-"),
+            "request"
+        );
     }
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = crate::clip::clip(request.uri().path(), crate::clip::FIELD_CHARS).into_owned();
-    let response = dispatch(state, request).await;
-    tracing::debug!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    response.headers_mut().insert(request_id::HEADER, id);
     response
 }
 
-async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path();
-    if let Some(endpoint) = authzen::Endpoint::find(path) {
-        let refused = state
-            .guard()
-            .admit(authzen_access(endpoint), request.headers())
-            .err();
-        return authzen::handle(endpoint, state, request, refused).await;
+/// What a path names.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AuthZen(authzen::Endpoint),
+    Route(Route),
+    NotFound,
+}
+
+impl Target {
+    fn find(path: &str) -> Target {
+        if let Some(endpoint) = authzen::Endpoint::find(path) {
+            return Target::AuthZen(endpoint);
+        }
+        Route::find(path).map_or(Target::NotFound, Target::Route)
     }
-    let Some(route) = Route::find(path) else {
-        return refuse(&ApiError::new(
-            Code::NotFound,
-            format!("no endpoint at {path}"),
-        ));
+
+    /// Its `endpoint` label.
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Target::AuthZen(e) => e.metric(),
+            Target::Route(r) => match r {
+                Route::Healthz => Endpoint::Health,
+                Route::Readyz => Endpoint::Ready,
+                Route::Status => Endpoint::AdminStatus,
+                Route::Policies => Endpoint::AdminPolicies,
+                Route::IsAuthorized => Endpoint::V1IsAuthorized,
+                Route::BatchIsAuthorized => Endpoint::V1BatchIsAuthorized,
+                Route::Reload => Endpoint::AdminReload,
+                Route::Metrics => Endpoint::Metrics,
+                Route::OpenApi => Endpoint::OpenApi,
+            },
+            Target::NotFound => Endpoint::NotFound,
+        }
+    }
+}
+
+async fn dispatch(
+    target: Target,
+    state: Arc<State>,
+    request: Request<Incoming>,
+    arrival: Arrival,
+) -> Response<Body> {
+    let route = match target {
+        Target::AuthZen(endpoint) => {
+            if let Err(refused) = state
+                .guard()
+                .admit(authzen_access(endpoint), request.headers())
+            {
+                return refused;
+            }
+            return authzen::handle(endpoint, state, request, arrival).await;
+        }
+        Target::NotFound => {
+            return refuse(&ApiError::new(
+                Code::NotFound,
+                format!("no endpoint at {}", request.uri().path()),
+            ));
+        }
+        Target::Route(route) => route,
     };
     if let Err(refused) = state.guard().admit(route.access(), request.headers()) {
         return refused;
     }
+    let path = request.uri().path();
     let (method, allow) = route.method();
     if request.method() != method {
         return wrong_method(path, allow);
@@ -121,8 +186,9 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
         Route::Readyz => admin::readyz(&state),
         Route::Status => admin::status(&state),
         Route::Policies => admin::policies(&state),
-        Route::IsAuthorized => v1::single(state, request).await,
-        Route::BatchIsAuthorized => v1::batch(state, request).await,
+        Route::Metrics => metrics::answer(&state),
+        Route::IsAuthorized => v1::single(state, request, arrival).await,
+        Route::BatchIsAuthorized => v1::batch(state, request, arrival).await,
         Route::Reload => admin::reload(state).await,
         Route::OpenApi => respond(StatusCode::OK, &openapi::document(state.guard().view())),
     }
@@ -148,11 +214,6 @@ mod tests {
     #[test]
     fn every_documented_path_is_routed() {
         for path in openapi::PATHS {
-            // Served once the metrics endpoint lands (another branch); the
-            // access class it will take, `Access::Metrics`, exists already.
-            if *path == "/metrics" {
-                continue;
-            }
             assert!(
                 Route::find(path).is_some() || authzen::Endpoint::find(path).is_some(),
                 "{path} is documented but not routed"

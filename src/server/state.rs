@@ -18,12 +18,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
 use super::auth::Guard;
+use super::decision_log::DecisionLog;
+use super::metrics::Metrics;
 use crate::reload::{Outcome, Reloader, Target};
 use crate::snapshot::Snapshot;
 
@@ -75,6 +77,10 @@ pub struct State {
     reload_wanted: Notify,
     /// Who may call what (bearer tokens); open everywhere by default.
     guard: Guard,
+    /// The request path's counters, read by `/metrics`.
+    metrics: Arc<Metrics>,
+    /// Where decisions are logged (`--decision-log`), if anywhere.
+    decision_log: Option<DecisionLog>,
 }
 
 impl State {
@@ -90,7 +96,26 @@ impl State {
             watch: "off".to_owned(),
             reload_wanted: Notify::new(),
             guard: Guard::open(),
+            metrics: Arc::new(Metrics::default()),
+            decision_log: None,
         }
+    }
+
+    /// The same state, logging decisions to `log` (which should count its
+    /// dropped lines in this state's [`State::metrics`]).
+    pub fn with_decision_log(self, log: DecisionLog) -> Self {
+        State {
+            decision_log: Some(log),
+            ..self
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn decision_log(&self) -> Option<&DecisionLog> {
+        self.decision_log.as_ref()
     }
 
     /// A state (not ready yet) that can reload itself from files.
@@ -123,11 +148,12 @@ impl State {
     /// reload from.
     pub async fn reload(&self) -> Option<Outcome> {
         let reloader = self.reloader.as_ref()?;
-        Some(
-            reloader
-                .reload(|| self.snapshot(), |s| self.publish(s))
-                .await,
-        )
+        let started = Instant::now();
+        let outcome = reloader
+            .reload(|| self.snapshot(), |s| self.publish(s))
+            .await;
+        self.metrics.reload(started.elapsed());
+        Some(outcome)
     }
 
     /// Asks the reload task for an attempt; callable from any thread, and

@@ -17,6 +17,7 @@ mod authzen;
 mod fixtures;
 mod lifecycle;
 mod openapi;
+mod observe;
 mod pg;
 mod postgres;
 mod reload;

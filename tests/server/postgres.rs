@@ -677,3 +677,57 @@ async fn tls_is_used_when_the_url_asks_and_the_certificate_is_checked() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("certificate"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn database_sources_are_in_the_metrics() {
+    let cluster = Cluster::start();
+    let url = example(&cluster).await;
+    let server = Process::start_with(&flags(&url));
+    let mut conn = server.connect().await;
+    let app = cluster.connect("app").await;
+    let remove = ("Inbox", "acme-support");
+    assert_eq!(
+        ask(&mut conn, "acme-mia", "RemoveInbox", remove).await,
+        "deny"
+    );
+    app.batch_execute("UPDATE app.members SET role = 'admin' WHERE id = 'acme-mia'")
+        .await
+        .unwrap();
+    until(&mut conn, "acme-mia", "RemoveInbox", remove, "allow").await;
+
+    let status = database_status(&mut conn).await;
+    let m = crate::observe::scrape(&mut conn).await;
+    let source = [("source", status["source"].as_str().expect("a source"))];
+    assert_eq!(m.value("doorman_database_connected", &source), 1.0);
+    let applied = m.value("doorman_database_changes_applied_total", &source);
+    assert!(applied >= 1.0, "{applied}");
+    assert_eq!(Some(applied), status["changes_applied"].as_f64());
+    assert_eq!(
+        Some(m.value("doorman_database_full_reads_total", &source)),
+        status["full_reads"].as_f64()
+    );
+    assert_eq!(
+        Some(m.value("doorman_database_refused_rows_total", &source)),
+        status["refused_total"].as_f64()
+    );
+    let lag = m.value("doorman_database_lag_seconds", &source);
+    assert_eq!(Some((lag * 1000.0).floor()), status["lag_ms"].as_f64());
+    let changed = m.value("doorman_database_last_change_timestamp_seconds", &source);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(changed > now - 600.0 && changed <= now + 1.0, "{changed}");
+
+    // Away, it says so.
+    cluster.stop();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = crate::observe::scrape(&mut conn).await;
+        if m.value("doorman_database_connected", &source) == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still connected after a stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -84,6 +84,11 @@ impl Process {
     /// Starts the binary and waits for a log line holding `marker` (such as
     /// `" listening"`, before the model has loaded).
     pub fn start_until(args: &[String], marker: &str) -> Process {
+        Process::start_logging(args, marker, "info")
+    }
+
+    /// Starts the binary with `RUST_LOG=rust_log` and waits for `marker`.
+    pub fn start_logging(args: &[String], marker: &str, rust_log: &str) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_doorman"));
         command.arg("serve");
         if !args.iter().any(|a| a == "--listen") {
@@ -91,7 +96,7 @@ impl Process {
         }
         command
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -16,6 +16,7 @@
 //! independent requests.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
@@ -23,30 +24,63 @@ use serde::Serialize;
 
 use super::question::{self, Question, Resolved, Verb};
 use super::read::{self, Context, Id};
-use crate::decide::{Answer, Decision, PolicyError};
+use crate::decide::{Answer, Decision, PolicyError, Query};
 use crate::entity_json::{Fields, Json};
 use crate::server::admin::not_ready;
 use crate::server::error::{ApiError, Code, join};
+use crate::server::metrics::Endpoint;
+use crate::server::observe::{self, Site};
+use crate::server::request_id::Arrival;
 use crate::server::respond::{Body, refuse, respond};
 use crate::server::state::State;
 use crate::snapshot::Snapshot;
 
 /// `/access/v1/evaluation`.
-pub(super) fn single(state: &State, body: &Bytes, explain: bool) -> Response<Body> {
+pub(super) fn single(
+    state: &State,
+    body: &Bytes,
+    explain: bool,
+    arrival: &Arrival,
+) -> Response<Body> {
     let answer = read::body(body).and_then(|json| {
         let top = read::object(&json, "")?;
         let snapshot = state.snapshot().ok_or_else(|| not_ready(state))?;
-        let answer = one(&snapshot, top)?;
-        Ok(respond(
+        let (query, answer) = one(&snapshot, top)?;
+        let response = respond(
             StatusCode::OK,
-            &Decided::new(&Ok(answer), explain, snapshot.revision()),
-        ))
+            &Decided::new(Ok(&answer), explain, snapshot.revision()),
+        );
+        let site = site(Endpoint::AuthzenEvaluation, arrival, &snapshot, None);
+        observe::decided(state, &site, query, answer);
+        Ok(response)
     });
     answer.unwrap_or_else(|e| refuse(&e))
 }
 
+fn site<'a>(
+    endpoint: Endpoint,
+    arrival: &'a Arrival,
+    snapshot: &'a Arc<Snapshot>,
+    item: Option<usize>,
+) -> Site<'a> {
+    // AuthZEN's request-scoped entities are built from properties; the
+    // log does not carry them (docs/decision-log.md).
+    Site {
+        endpoint,
+        arrival,
+        snapshot,
+        item,
+        entities: None,
+    }
+}
+
 /// `/access/v1/evaluations`.
-pub(super) fn batch(state: &State, body: &Bytes, explain: bool) -> Response<Body> {
+pub(super) fn batch(
+    state: &State,
+    body: &Bytes,
+    explain: bool,
+    arrival: &Arrival,
+) -> Response<Body> {
     let answer = read::body(body).and_then(|json| {
         let top = read::object(&json, "")?;
         let items = match read::get(top, "evaluations") {
@@ -74,17 +108,21 @@ pub(super) fn batch(state: &State, body: &Bytes, explain: bool) -> Response<Body
         let revision = snapshot.revision();
         // No evaluations: the request is one evaluation, answered as one.
         if items.is_empty() {
-            let answer = one(&snapshot, top)?;
-            return Ok(respond(
+            let (query, answer) = one(&snapshot, top)?;
+            let response = respond(
                 StatusCode::OK,
-                &Decided::new(&Ok(answer), explain, revision),
-            ));
+                &Decided::new(Ok(&answer), explain, revision),
+            );
+            let site = site(Endpoint::AuthzenEvaluations, arrival, &snapshot, None);
+            observe::decided(state, &site, query, answer);
+            return Ok(response);
         }
+        state.metrics().batch(items.len());
         let defaults = Defaults::read(&snapshot, top)?;
-        let mut answers: Vec<Result<Answer, ApiError>> = Vec::with_capacity(items.len());
+        let mut answers: Vec<Result<(Query, Answer), ApiError>> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let answer = defaults.answer(&snapshot, item, i);
-            let allowed = matches!(&answer, Ok(a) if a.decision == Decision::Allow);
+            let allowed = matches!(&answer, Ok((_, a)) if a.decision == Decision::Allow);
             answers.push(answer);
             if semantic.stops(allowed) {
                 break;
@@ -92,15 +130,22 @@ pub(super) fn batch(state: &State, body: &Bytes, explain: bool) -> Response<Body
         }
         let evaluations: Vec<Decided> = answers
             .iter()
-            .map(|a| Decided::new(a, explain, revision))
+            .map(|a| Decided::new(a.as_ref().map(|(_, a)| a), explain, revision))
             .collect();
-        Ok(respond(StatusCode::OK, &Evaluations { evaluations }))
+        let response = respond(StatusCode::OK, &Evaluations { evaluations });
+        for (i, answer) in answers.into_iter().enumerate() {
+            if let Ok((query, answer)) = answer {
+                let site = site(Endpoint::AuthzenEvaluations, arrival, &snapshot, Some(i));
+                observe::decided(state, &site, query, answer);
+            }
+        }
+        Ok(response)
     });
     answer.unwrap_or_else(|e| refuse(&e))
 }
 
 /// The request itself as one evaluation: every part at the top level.
-fn one(snapshot: &Snapshot, top: &Fields<'_>) -> Result<Answer, ApiError> {
+fn one(snapshot: &Snapshot, top: &Fields<'_>) -> Result<(Query, Answer), ApiError> {
     let required = |name: &str| read::get(top, name).ok_or_else(|| read::required("", name));
     let subject = read::entity(required("subject")?, "subject".into(), Id::Required)?;
     let action = read::action(required("action")?, "action".into())?;
@@ -120,11 +165,12 @@ fn decide(
     verb: &Verb<'_>,
     resource: &Resolved,
     context: Option<&Context<'_>>,
-) -> Result<Answer, ApiError> {
+) -> Result<(Query, Answer), ApiError> {
     let question = Question::new(subject, verb, resource, context)?;
-    snapshot
+    let answer = snapshot
         .decide_with(&question.query, &question.layers())
-        .map_err(|e| question.refused(e))
+        .map_err(|e| question.refused(e))?;
+    Ok((question.query, answer))
 }
 
 /// `options.evaluations_semantic`: when a batch stops early.
@@ -208,7 +254,7 @@ impl<'j> Defaults<'j> {
         snapshot: &Snapshot,
         item: &'j Json<'j>,
         i: usize,
-    ) -> Result<Answer, ApiError> {
+    ) -> Result<(Query, Answer), ApiError> {
         let at = format!("evaluations[{i}]");
         let item = read::object(item, &at)?;
         let own = |name: &str| read::get(item, name).map(|v| (v, Cow::Owned(join(&at, name))));
@@ -296,7 +342,7 @@ struct Failure<'a> {
 }
 
 impl<'a> Decided<'a> {
-    fn new(answer: &'a Result<Answer, ApiError>, explain: bool, revision: &'a str) -> Self {
+    fn new(answer: Result<&'a Answer, &'a ApiError>, explain: bool, revision: &'a str) -> Self {
         match answer {
             Ok(a) => Decided {
                 decision: a.decision == Decision::Allow,

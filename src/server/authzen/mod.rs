@@ -10,7 +10,8 @@
 //!   type: 400, as the spec asks, not 415);
 //! - `X-Request-ID` is echoed on every answer, errors included, and one is
 //!   made up when the client sent none (the spec lets a PDP generate it),
-//!   so every answer can be found in logs;
+//!   so every answer can be found in logs (the router does this for every
+//!   protocol, see `super::request_id`);
 //! - an explanation (the policies that decided, those that failed) is
 //!   given only when asked for with `Doorman-Explain: true`, because the
 //!   default answers must be exactly the spec's (`{"decision": true}`);
@@ -32,22 +33,21 @@ pub(super) mod search;
 mod token;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::CONTENT_TYPE;
 use hyper::{HeaderMap, Method, Request, Response};
 
 pub use metadata::{parse_pdp_url, pdp_url_of};
 
 use super::body;
 use super::error::{ApiError, Code};
+use super::metrics;
+use super::request_id::Arrival;
 use super::respond::{Body, refuse, wrong_method};
 use super::state::State;
 use super::work::{INLINE_BODY, offload};
 
-/// The request-identifier header, sent back on every AuthZEN answer.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The opt-in for explanations.
 const EXPLAIN: &str = "doorman-explain";
 
@@ -76,6 +76,18 @@ impl Endpoint {
         Endpoint::ALL.into_iter().find(|e| e.path() == path)
     }
 
+    /// Its `endpoint` label in metrics and the decision log.
+    pub(super) fn metric(self) -> metrics::Endpoint {
+        match self {
+            Endpoint::Evaluation => metrics::Endpoint::AuthzenEvaluation,
+            Endpoint::Evaluations => metrics::Endpoint::AuthzenEvaluations,
+            Endpoint::SearchSubject => metrics::Endpoint::AuthzenSearchSubject,
+            Endpoint::SearchResource => metrics::Endpoint::AuthzenSearchResource,
+            Endpoint::SearchAction => metrics::Endpoint::AuthzenSearchAction,
+            Endpoint::Metadata => metrics::Endpoint::AuthzenMetadata,
+        }
+    }
+
     /// Its path (the spec's default paths).
     pub(super) fn path(self) -> &'static str {
         match self {
@@ -89,32 +101,22 @@ impl Endpoint {
     }
 }
 
-/// Answers an AuthZEN request; never fails (every problem is an answer),
-/// and every answer carries the request's identifier, a `refused` one
-/// (the caller's 401) too.
+/// Answers an AuthZEN request; never fails (every problem is an answer).
+/// Its `X-Request-ID` is set by the router, as on every answer.
 pub(super) async fn handle(
     endpoint: Endpoint,
     state: Arc<State>,
     request: Request<Incoming>,
-    refused: Option<Response<Body>>,
+    arrival: Arrival,
 ) -> Response<Body> {
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    let mut response = match refused {
-        Some(r) => r,
-        None => answer(endpoint, state, request).await,
-    };
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
+    answer(endpoint, state, request, arrival).await
 }
 
 async fn answer(
     endpoint: Endpoint,
     state: Arc<State>,
     request: Request<Incoming>,
+    arrival: Arrival,
 ) -> Response<Body> {
     let post = match endpoint {
         Endpoint::Evaluation => Post::Evaluation,
@@ -151,8 +153,18 @@ async fn answer(
     };
     let inline = body.len() <= INLINE_BODY;
     match post {
-        Post::Evaluation => offload(inline, move || evaluate::single(&state, &body, explain)).await,
-        Post::Evaluations => offload(false, move || evaluate::batch(&state, &body, explain)).await,
+        Post::Evaluation => {
+            offload(inline, move || {
+                evaluate::single(&state, &body, explain, &arrival)
+            })
+            .await
+        }
+        Post::Evaluations => {
+            offload(false, move || {
+                evaluate::batch(&state, &body, explain, &arrival)
+            })
+            .await
+        }
         Post::Search(kind) => offload(false, move || search::answer(&state, kind, &body)).await,
     }
 }
@@ -191,36 +203,10 @@ fn explain(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-/// A request identifier for a request that came without one: unique in
-/// this process (a counter) and across restarts (a per-process random
-/// prefix), shaped like a UUID.
-fn new_request_id() -> HeaderValue {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let prefix = *PREFIX.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        h.finish()
-    });
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let text = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        prefix >> 32,
-        (prefix >> 16) & 0xffff,
-        prefix & 0xffff,
-        (n >> 48) & 0xffff,
-        n & 0xffff_ffff_ffff
-    );
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown"))
-}
-
 #[cfg(test)]
 mod tests {
+    use hyper::header::HeaderValue;
+
     use super::*;
 
     #[test]
@@ -244,13 +230,5 @@ mod tests {
         assert_eq!(explain(&headers(&[("doorman-explain", "TRUE")])), Ok(true));
         assert_eq!(explain(&headers(&[("doorman-explain", "0")])), Ok(false));
         assert!(explain(&headers(&[("doorman-explain", "yes")])).is_err());
-    }
-
-    #[test]
-    fn made_up_request_ids_differ() {
-        let a = new_request_id();
-        let b = new_request_id();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
     }
 }

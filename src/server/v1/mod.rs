@@ -28,32 +28,44 @@ use read::{Brought, Item, ReadBatch};
 
 use super::admin::not_ready;
 use super::body;
+use super::decision_log::Entities;
 use super::error::{ApiError, Code};
+use super::metrics::Endpoint;
+use super::observe::{self, Site};
+use super::request_id::Arrival;
 use super::respond::{Body, refuse, respond};
 use super::state::State;
 use super::work::{INLINE_BODY, offload};
-use crate::decide::{Answer, QueryError};
+use crate::decide::{Answer, Query, QueryError};
 use crate::entities::Overlay;
 use crate::snapshot::Snapshot;
 
-pub async fn single(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+pub async fn single(
+    state: Arc<State>,
+    request: Request<Incoming>,
+    arrival: Arrival,
+) -> Response<Body> {
     let body = match body::read(request, state.config()).await {
         Ok(b) => b,
         Err(e) => return refuse(&e),
     };
     let inline = body.len() <= INLINE_BODY;
-    offload(inline, move || answer_single(&state, &body)).await
+    offload(inline, move || answer_single(&state, &body, &arrival)).await
 }
 
-pub async fn batch(state: Arc<State>, request: Request<Incoming>) -> Response<Body> {
+pub async fn batch(
+    state: Arc<State>,
+    request: Request<Incoming>,
+    arrival: Arrival,
+) -> Response<Body> {
     let body = match body::read(request, state.config()).await {
         Ok(b) => b,
         Err(e) => return refuse(&e),
     };
-    offload(false, move || answer_batch(&state, &body)).await
+    offload(false, move || answer_batch(&state, &body, &arrival)).await
 }
 
-fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
+fn answer_single(state: &State, body: &Bytes, arrival: &Arrival) -> Response<Body> {
     let item = match read::parse_single(body) {
         Ok(item) => item,
         Err(e) => return refuse(&e),
@@ -61,8 +73,23 @@ fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
     let Some(snapshot) = state.snapshot() else {
         return refuse(&not_ready(state));
     };
-    match decide(&snapshot, item, None) {
-        Ok(answer) => respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision())),
+    match decide(&snapshot, &item, None) {
+        Ok(answer) => {
+            let response = respond(StatusCode::OK, &Decided::new(&answer, snapshot.revision()));
+            let entities = || Entities::V1Body {
+                body: body.clone(),
+                item: None,
+            };
+            let site = Site {
+                endpoint: Endpoint::V1IsAuthorized,
+                arrival,
+                snapshot: &snapshot,
+                item: None,
+                entities: Some(&entities),
+            };
+            observe::decided(state, &site, item.query, answer);
+            response
+        }
         Err(e) => refuse(&e),
     }
 }
@@ -70,10 +97,10 @@ fn answer_single(state: &State, body: &Bytes) -> Response<Body> {
 /// What `/v1/is_authorized` answers for `body`, without the HTTP: the same
 /// reading, entities and decision. Benchmarks and embedders call this.
 pub fn answer_body(snapshot: &Snapshot, body: &[u8]) -> Result<Answer, ApiError> {
-    decide(snapshot, read::parse_single(body)?, None)
+    decide(snapshot, &read::parse_single(body)?, None)
 }
 
-fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
+fn answer_batch(state: &State, body: &Bytes, arrival: &Arrival) -> Response<Body> {
     let batch = match read::parse_batch_body(body, state.config().max_batch) {
         Ok(b) => b,
         Err(e) => return refuse(&e),
@@ -88,24 +115,49 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
         Ok(o) => o,
         Err(e) => return refuse(&e),
     };
+    state.metrics().batch(requests.len());
+    // The queries outlive the answers' serialization only to be logged.
+    let mut queries: Vec<Option<Query>> = Vec::with_capacity(requests.len());
     let responses: Vec<Outcome> = requests
         .into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            item.and_then(|item| {
-                decide(&snapshot, item, shared.as_ref())
-                    .map_err(|e| e.within(&format!("requests[{i}]")))
-            })
-            .into()
+        .map(|(i, item)| match item {
+            Ok(item) => {
+                let answer = decide(&snapshot, &item, shared.as_ref())
+                    .map_err(|e| e.within(&format!("requests[{i}]")));
+                queries.push(Some(item.query));
+                answer.into()
+            }
+            Err(e) => {
+                queries.push(None);
+                Outcome::Error(e)
+            }
         })
         .collect();
-    respond(
+    let response = respond(
         StatusCode::OK,
         &BatchDecided {
             responses: &responses,
             revision: snapshot.revision(),
         },
-    )
+    );
+    for (i, (outcome, query)) in responses.into_iter().zip(queries).enumerate() {
+        if let (Outcome::Answer(answer), Some(query)) = (outcome, query) {
+            let entities = || Entities::V1Body {
+                body: body.clone(),
+                item: Some(i),
+            };
+            let site = Site {
+                endpoint: Endpoint::V1BatchIsAuthorized,
+                arrival,
+                snapshot: &snapshot,
+                item: Some(i),
+                entities: Some(&entities),
+            };
+            observe::decided(state, &site, query, answer);
+        }
+    }
+    response
 }
 
 /// Answers one item. Errors name fields relative to the item; a batch
@@ -113,7 +165,7 @@ fn answer_batch(state: &State, body: &Bytes) -> Response<Body> {
 /// an answered item costs no path string).
 fn decide(
     snapshot: &Snapshot,
-    item: Item<'_>,
+    item: &Item<'_>,
     shared: Option<&Overlay>,
 ) -> Result<Answer, ApiError> {
     let own = item
