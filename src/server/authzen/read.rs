@@ -255,12 +255,15 @@ mod tests {
             )),
             "evaluations[2].subject.properties"
         );
+        // A repeated key is refused by the body's reader, from the top.
+        let repeated = read(
+            r#"{"subject": {"type": "u", "type": "v", "id": "a"}}"#,
+            Id::Required,
+        )
+        .expect_err("refused");
         assert_eq!(
-            field_of(read(
-                r#"{"subject": {"type": "u", "type": "v", "id": "a"}}"#,
-                Id::Required
-            )),
-            "evaluations[2].subject"
+            (repeated.code, repeated.field.as_deref()),
+            (Code::InvalidJson, Some("subject"))
         );
         assert_eq!(body(b"[]").unwrap_err().code, Code::InvalidField);
         assert_eq!(body(b"{").unwrap_err().code, Code::InvalidJson);

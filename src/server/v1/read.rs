@@ -415,15 +415,14 @@ mod tests {
         for body in handed_over {
             assert!(fast::item(body.as_bytes()).is_none(), "taken: {body}");
         }
-        // Duplicate keys: the walk keeps the last one; the typed reader
-        // hands such bodies over, so the answer is the walk's either way.
+        // Repeated keys: the typed reader hands such bodies over and the
+        // walk refuses them, naming the key.
+        let repeated = parse_single(handed_over[4].as_bytes()).unwrap_err();
+        assert_eq!(repeated.code, Code::InvalidJson);
+        assert!(repeated.message.contains(r#""principal""#), "{repeated}");
         assert_eq!(
-            parse_single(handed_over[4].as_bytes())
-                .unwrap()
-                .query
-                .principal
-                .to_string(),
-            r#"Member::"b""#
+            field_of(parse_single(handed_over[5].as_bytes())),
+            (Code::InvalidJson, "principal".into())
         );
         assert_eq!(
             field_of(parse_single(handed_over[2].as_bytes())),
