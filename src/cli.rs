@@ -30,6 +30,10 @@ pub struct LoadArgs {
     /// strict, permissive or off.
     #[arg(long, value_name = "MODE", default_value = "strict", value_parser = parse_mode)]
     pub validation: ValidationMode,
+    /// A gateway route map (YAML; see the README's "Gateway mode"),
+    /// checked against the schema and loaded with the policies.
+    #[arg(long, value_name = "FILE")]
+    pub routes: Option<PathBuf>,
 }
 
 fn parse_mode(s: &str) -> Result<ValidationMode, String> {
@@ -66,6 +70,7 @@ impl LoadArgs {
             entities,
             databases,
             validation: self.validation,
+            routes: self.routes.clone(),
         }
     }
 

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// or a Unix socket, the host[:port] the request names).
     #[arg(long, value_name = "URL", value_parser = super::authzen::parse_pdp_url)]
     pub authzen_pdp_url: Option<String>,
+    /// Also serve Envoy's ext_authz gRPC API (Istio's envoyExtAuthzGrpc)
+    /// on this HOST:PORT; it answers through the route map (--routes).
+    #[arg(long, value_name = "ADDR")]
+    pub grpc_listen: Option<std::net::SocketAddr>,
 }
 
 /// Keeps the flag's text for `/v1/status` beside the parsed mode.
@@ -137,6 +141,20 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
     };
     let address = listener.local_addr();
     tracing::info!(%address, "listening; loading policies");
+    let grpc = match args.grpc_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
+                tracing::info!(address = %bound, "listening for ext_authz gRPC");
+                Some(l)
+            }
+            Err(e) => {
+                tracing::error!(address = %addr, "cannot listen for gRPC: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let (mode, mode_text) = args.watch.clone();
     let mut config = args.config();
@@ -169,13 +187,25 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
         }
     };
     let mut exit = ExitCode::SUCCESS;
+    // Both listeners stop on the same signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async {
         tokio::select! {
             () = signals.recv(&state) => {}
             () = load_failed => exit = ExitCode::FAILURE,
         }
+        let _ = stop.send(true);
     };
-    super::serve(listener, state.clone(), shutdown).await;
+    let grpc = async {
+        if let Some(l) = grpc {
+            let mut stopped = stopped.clone();
+            let signal = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            super::gateway::grpc::serve(l, state.clone(), signal).await;
+        }
+    };
+    tokio::join!(super::serve(listener, state.clone(), shutdown), grpc);
     exit
 }
 

@@ -11,7 +11,8 @@
 //! - `routes`: which endpoint answers a request.
 //! - one module per protocol: `v1` (doorman's own decision API),
 //!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
-//!   `admin` (readiness, status, policies, reload).
+//!   `admin` (readiness, status, policies, reload), and `gateway`
+//!   (reverse proxies' checks: Envoy HTTP and gRPC, nginx, Traefik).
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
@@ -26,6 +27,7 @@ mod authzen;
 mod body;
 mod command;
 mod error;
+pub mod gateway;
 mod listen;
 mod respond;
 mod routes;

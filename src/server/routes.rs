@@ -18,7 +18,7 @@ use serde_json::json;
 use super::error::{ApiError, Code};
 use super::respond::{Body, refuse, respond, wrong_method};
 use super::state::State;
-use super::{admin, authzen, v1};
+use super::{admin, authzen, gateway, v1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -80,6 +80,10 @@ async fn dispatch(state: Arc<State>, request: Request<Incoming>) -> Response<Bod
     let path = request.uri().path();
     if let Some(endpoint) = authzen::Endpoint::find(path) {
         return authzen::handle(endpoint, state, request).await;
+    }
+    // Gateways send the original request's method, whatever it is.
+    if let Some(endpoint) = gateway::find(path) {
+        return gateway::handle(endpoint, state, request).await;
     }
     let Some(route) = Route::find(path) else {
         return refuse(&ApiError::new(

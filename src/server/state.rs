@@ -72,6 +72,8 @@ pub struct State {
     /// How files are watched (`on`, `off`, `poll:2s`), for `/v1/status`.
     watch: String,
     reload_wanted: Notify,
+    /// What the gateway endpoints answered (for /metrics).
+    gateway: super::gateway::Counters,
 }
 
 impl State {
@@ -86,6 +88,7 @@ impl State {
             reloader: None,
             watch: "off".to_owned(),
             reload_wanted: Notify::new(),
+            gateway: Default::default(),
         }
     }
 
@@ -168,6 +171,10 @@ impl State {
 
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn gateway_counters(&self) -> &super::gateway::Counters {
+        &self.gateway
     }
 
     pub fn started_at(&self) -> SystemTime {

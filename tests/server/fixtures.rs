@@ -64,6 +64,7 @@ async fn the_server_answers_every_bundled_fixture_as_the_library_does() {
             entities,
             databases: vec![],
             validation: ValidationMode::Strict,
+            routes: None,
         };
         let snapshot = doorman::load(&sources).expect("the bundled model loads");
         let mut args = load_flags(&sources);

@@ -1,0 +1,184 @@
+//! Envoy's ext_authz gRPC service (`envoy.service.auth.v3.Authorization/Check`),
+//! as Envoy's `grpc_service` and Istio's `envoyExtAuthzGrpc` provider call it.
+//!
+//! Served by tonic on its own listener (`serve --grpc-listen ADDR`), over
+//! the same state as the HTTP server. A `CheckRequest`'s
+//! `attributes.request.http` (method, path with its query string, headers)
+//! goes through the same [`check`] as every other protocol. The answer:
+//! `status` OK with an `ok_response` carrying the upstream headers (set,
+//! never appended, so a client cannot smuggle its own `x-doorman-*`
+//! value past them); or a `denied_response` with the HTTP status Envoy
+//! sends the client (403, 401 with `WWW-Authenticate`, 400 for a request
+//! that cannot fill its route), a JSON body, and `status`
+//! PERMISSION_DENIED, UNAUTHENTICATED or INVALID_ARGUMENT. Only "not ready"
+//! is a gRPC error (UNAVAILABLE), which Envoy treats as its own failure.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, HeaderAppendAction,
+    HttpStatusCode,
+};
+use envoy_types::ext_authz::v3::{
+    CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use hyper::StatusCode;
+use tonic::{Code, Status};
+
+use super::{Outcome, Reply, check};
+use crate::gateway::{Headers, Request};
+use crate::server::state::State;
+
+/// The gRPC service over a server's state.
+pub struct Service {
+    state: Arc<State>,
+}
+
+impl Service {
+    pub fn new(state: Arc<State>) -> Self {
+        Service { state }
+    }
+}
+
+/// Serves the ext_authz gRPC API on `listener` until `shutdown` completes,
+/// then lets in-flight calls finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let served = tonic::transport::Server::builder()
+        .add_service(AuthorizationServer::new(Service::new(state)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    if let Err(e) = served {
+        tracing::error!("the gRPC server failed: {e}");
+    }
+}
+
+/// The check request's headers: the `headers` map (keys lower-case), or
+/// `header_map` when Envoy sends raw headers.
+struct CheckHeaders<'a> {
+    map: &'a HashMap<String, String>,
+    raw: Option<&'a envoy_types::pb::envoy::config::core::v3::HeaderMap>,
+}
+
+impl Headers for CheckHeaders<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        if let Some(v) = self.map.get(name) {
+            return Some(v);
+        }
+        let raw = self.raw?;
+        raw.headers
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case(name))
+            .and_then(|h| {
+                if h.value.is_empty() {
+                    std::str::from_utf8(&h.raw_value).ok()
+                } else {
+                    Some(h.value.as_str())
+                }
+            })
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for Service {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, Status> {
+        let request = request.into_inner();
+        let Some(http) = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+        else {
+            return Ok(tonic::Response::new(denied(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidArgument,
+                "the CheckRequest has no attributes.request.http",
+                None,
+                serde_json::json!({"decision": "deny", "reason": "no attributes.request.http"}),
+            )));
+        };
+        let headers = CheckHeaders {
+            map: &http.headers,
+            raw: http.header_map.as_ref(),
+        };
+        let target = if http.path.is_empty() {
+            "/"
+        } else {
+            http.path.as_str()
+        };
+        let checked = check(
+            &self.state,
+            &Request::from_target(&http.method, target, &headers),
+        );
+        if matches!(checked.outcome, Outcome::NotReady) {
+            return Err(Status::unavailable(
+                "no policies loaded yet, or shutting down",
+            ));
+        }
+        let reply = Reply::of(&checked, StatusCode::BAD_REQUEST);
+        Ok(tonic::Response::new(response(reply)))
+    }
+}
+
+fn response(reply: Reply) -> CheckResponse {
+    if reply.status.is_success() {
+        let mut ok = OkHttpResponseBuilder::new();
+        for (name, value) in &reply.upstream {
+            ok.add_header(
+                name.as_str(),
+                value.to_str().unwrap_or_default(),
+                Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                true,
+            );
+        }
+        let mut response = CheckResponse::with_status(Status::ok(""));
+        response.set_http_response(ok);
+        return response;
+    }
+    let code = match reply.status {
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::BAD_REQUEST => Code::InvalidArgument,
+        _ => Code::PermissionDenied,
+    };
+    let reason = reply.reason.clone().unwrap_or_default();
+    denied(reply.status, code, &reason, reply.challenge, reply.body)
+}
+
+fn denied(
+    status: StatusCode,
+    code: Code,
+    reason: &str,
+    challenge: Option<&str>,
+    body: serde_json::Value,
+) -> CheckResponse {
+    let mut denied = DeniedHttpResponseBuilder::new();
+    denied.set_http_status(http_status(status));
+    denied.add_header("content-type", "application/json", None, false);
+    if !reason.is_empty() {
+        denied.add_header("x-doorman-reason", reason, None, false);
+    }
+    if let Some(challenge) = challenge {
+        denied.add_header("www-authenticate", challenge, None, false);
+    }
+    denied.set_body(body.to_string());
+    let mut response = CheckResponse::with_status(Status::new(code, reason));
+    response.set_http_response(denied);
+    response
+}
+
+fn http_status(status: StatusCode) -> HttpStatusCode {
+    match status {
+        StatusCode::UNAUTHORIZED => HttpStatusCode::Unauthorized,
+        StatusCode::BAD_REQUEST => HttpStatusCode::BadRequest,
+        _ => HttpStatusCode::Forbidden,
+    }
+}
