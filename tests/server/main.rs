@@ -14,6 +14,7 @@ mod common;
 mod api;
 mod authzen;
 mod fixtures;
+mod gateway;
 mod lifecycle;
 mod pg;
 mod postgres;
