@@ -16,6 +16,7 @@ mod authzen;
 mod fixtures;
 mod gateway;
 mod lifecycle;
+mod nginx;
 mod pg;
 mod postgres;
 mod reload;
