@@ -53,7 +53,14 @@ impl Headers for Auth {
 fn setup(dir: &std::path::Path) -> (doorman::Snapshot, String) {
     let pem = dir.join("rsa.pem");
     let ok = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&pem)
         .status()
         .expect("openssl runs")
@@ -75,7 +82,10 @@ fn setup(dir: &std::path::Path) -> (doorman::Snapshot, String) {
     );
     sources.routes = Some(dir.join("app.yaml"));
     let snapshot = doorman::load(&sources).expect("the bundled model and routes load");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("bench".into());
     let claims = json!({"iss": "https://auth.example.test", "aud": "doorman", "sub": "ada",
@@ -199,7 +209,10 @@ fn http(c: &mut Criterion, state: Arc<State>, bearer: &str) {
                     let response = sender.send_request(build(shape)).await.unwrap();
                     assert_eq!(response.status(), 200, "{shape}");
                     let body = response.into_body().collect().await.unwrap().to_bytes();
-                    assert!(body.starts_with(b"{\"decision\":\"allow\""), "{shape}: {body:?}");
+                    assert!(
+                        body.starts_with(b"{\"decision\":\"allow\""),
+                        "{shape}: {body:?}"
+                    );
                 })
             })
         });

@@ -615,3 +615,111 @@ pub fn files_of(route_map: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::gateway::{Headers, Refusal, Request};
+
+    const SCHEMA: &str = r#"
+        entity User;
+        entity Doc;
+        action read appliesTo { principal: User, resource: Doc,
+                                context: { limit: Long, draft: Bool, owner: User, note?: String } };
+    "#;
+
+    struct H(Vec<(&'static str, &'static str)>);
+    impl Headers for H {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+        }
+    }
+
+    fn map(text: &str) -> Result<RouteMap, Vec<Diagnostic>> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes.yaml");
+        std::fs::write(&file, text).unwrap();
+        let schema = Schema::from_str(SCHEMA).unwrap();
+        load_route_map(&file, Some(&schema)).map(|(m, _)| m)
+    }
+
+    const TRUSTED: &str = r#"
+principal:
+  entity: 'User::"{header.x-user-id}"'
+  trusted_header: X-User-Id
+routes:
+  - method: GET
+    path: /docs/{doc}
+    action: read
+    resource: 'Doc::"{doc}"'
+    context:
+      limit: '{query.limit}'
+      draft: '{query.draft}'
+      owner: '{header.x-owner}'
+      note: 'doc {doc} by {header.x-user-id}'
+"#;
+
+    #[test]
+    fn context_values_are_typed_by_the_schema() {
+        let m = map(TRUSTED).expect("loads");
+        let h = H(vec![("x-user-id", "u1"), ("x-owner", "u2")]);
+        let r = m
+            .resolve(&Request::from_target(
+                "GET",
+                "/docs/d1?limit=12&draft=true",
+                &h,
+            ))
+            .expect("resolves");
+        assert_eq!(r.query.principal.to_string(), r#"User::"u1""#);
+        assert_eq!(
+            r.query.context,
+            json!({"limit": 12, "draft": true, "owner": {"__entity": {"type": "User", "id": "u2"}},
+                   "note": "doc d1 by u1"})
+        );
+        for (target, field) in [
+            ("/docs/d1?limit=12x&draft=true", "context.limit"),
+            ("/docs/d1?limit=1&draft=yes", "context.draft"),
+            ("/docs/d1?draft=true", "context.limit"),
+        ] {
+            match m.resolve(&Request::from_target("GET", target, &h)) {
+                Err(Refusal::BadRequest { field: f, .. }) => assert_eq!(f, field, "{target}"),
+                other => panic!("{target}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_trusted_header_must_be_present() {
+        let m = map(TRUSTED).expect("loads");
+        let none = H(vec![("x-owner", "u2")]);
+        let r = m.resolve(&Request::from_target(
+            "GET",
+            "/docs/d1?limit=1&draft=false",
+            &none,
+        ));
+        assert!(matches!(r, Err(Refusal::Unauthenticated { .. })), "{r:?}");
+        let r = m.resolve(&Request::from_target("POST", "/docs/d1", &none));
+        assert_eq!(r.unwrap_err(), Refusal::NoRoute);
+    }
+
+    #[test]
+    fn load_errors_name_the_line() {
+        let d = map(&TRUSTED.replace("      draft: '{query.draft}'\n", "")).unwrap_err();
+        assert!(d[0].message.contains("requires `draft`"), "{d:?}");
+        let d = map(&TRUSTED.replace("{header.x-owner}", "{claims.owner}")).unwrap_err();
+        assert!(d[0].message.contains("claims need"), "{d:?}");
+        assert_eq!(d[0].line, 13);
+        let d = map("principal: [").unwrap_err();
+        assert_eq!(d[0].line, 1, "{d:?}");
+        let d = map(&TRUSTED
+            .replace("unmatched", "x")
+            .replace("routes:", "unmatched: maybe\nroutes:"))
+        .unwrap_err();
+        assert!(d[0].message.contains("neither deny nor allow"), "{d:?}");
+        assert_eq!(d[0].line, 5);
+    }
+}
