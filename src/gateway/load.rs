@@ -166,7 +166,7 @@ pub fn load_route_map(
         (Some(j), None) => match jwt_verifier(file, j, &mut diags, &mut bytes) {
             Some((v, path)) => {
                 jwks = Some(path);
-                Some(Authentication::Jwt(v))
+                Some(Authentication::Jwt(Box::new(v)))
             }
             None => None,
         },

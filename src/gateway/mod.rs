@@ -47,7 +47,7 @@ pub enum Unmatched {
 #[derive(Debug)]
 pub enum Authentication {
     /// A bearer token in a header, verified against the JWKS.
-    Jwt(jwt::Verifier),
+    Jwt(Box<jwt::Verifier>),
     /// A header an authenticating proxy in front sets (lower-case name);
     /// the route map must say so explicitly, since any client can send it.
     TrustedHeader(String),
