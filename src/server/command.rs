@@ -202,7 +202,8 @@ async fn run(sources: Sources, args: ServeArgs) -> ExitCode {
             let signal = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            super::gateway::grpc::serve(l, state.clone(), signal).await;
+            let drain = state.config().shutdown_timeout;
+            super::gateway::grpc::serve(l, state.clone(), signal, drain).await;
         }
     };
     tokio::join!(super::serve(listener, state.clone(), shutdown), grpc);

@@ -612,6 +612,7 @@ mod grpc {
             async {
                 let _ = stopped.await;
             },
+            Duration::from_secs(5),
         ));
         let mut client = AuthorizationClient::connect(format!("http://{address}"))
             .await
@@ -934,7 +935,10 @@ fn route_map_errors_point_at_file_line_and_column() {
     ));
     assert_eq!(d[0].line, 5, "{d:?}");
     assert!(d[0].file.ends_with("app.yaml"));
-    let d = write(&head.replace("[RS256]", "[HS256]"));
+    let d = write(&format!(
+        "{}  - {{method: GET, path: '/a/{{x}}', action: ViewInbox, resource: 'Inbox::\"{{x}}\"'}}\n",
+        head.replace("[RS256]", "[HS256]")
+    ));
     assert_eq!(d[0].line, 3);
     assert!(d[0].message.contains("shared-secret"), "{d:?}");
 }
@@ -1026,5 +1030,73 @@ fn doorman_check_reports_route_map_errors() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_sample_route_map_over_http_and_grpc_and_stops_on_sigterm() {
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+
+    let g = Gateway::new();
+    let mut args = load_flags(&g.sources());
+    args.extend(
+        [
+            "--routes",
+            g.routes().to_str().unwrap(),
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--watch",
+            "off",
+            "--shutdown-timeout",
+            "2s",
+        ]
+        .map(String::from),
+    );
+    let mut server = Process::start_with(&args);
+    let log = server.log();
+    let grpc_line = log
+        .lines()
+        .find(|l| l.contains("listening for ext_authz gRPC"))
+        .unwrap_or_else(|| panic!("no gRPC start line:\n{log}"));
+    let grpc = field(grpc_line, "address").expect("address=");
+    let mut c = server.connect().await;
+    let ada = bearer(&g.token("acme-ada"));
+    let r = c
+        .send(
+            "GET",
+            "/ext/envoy/inboxes/acme-support",
+            &[("authorization", &ada)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("gRPC connects");
+    let mut headers = std::collections::HashMap::new();
+    headers.insert("authorization".to_owned(), ada.clone());
+    let request = envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+        attributes: Some(envoy_types::pb::envoy::service::auth::v3::AttributeContext {
+            request: Some(envoy_types::pb::envoy::service::auth::v3::attribute_context::Request {
+                http: Some(envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest {
+                    method: "GET".into(),
+                    path: "/inboxes/acme-support".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let answer = client.check(request).await.unwrap().into_inner();
+    assert_eq!(answer.status.unwrap().code, 0);
+    drop(client);
+    drop(c);
+    server.signal("TERM");
+    assert!(
+        server.wait(Duration::from_secs(15)).success(),
+        "{}",
+        server.log()
     );
 }

@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, HeaderAppendAction,
@@ -25,6 +26,7 @@ use envoy_types::ext_authz::v3::{
     CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
 use hyper::StatusCode;
+use tokio::sync::Notify;
 use tonic::{Code, Status};
 
 use super::{Outcome, Reply, check};
@@ -43,17 +45,38 @@ impl Service {
 }
 
 /// Serves the ext_authz gRPC API on `listener` until `shutdown` completes,
-/// then lets in-flight calls finish.
+/// then lets in-flight calls finish, for at most `drain` (a client that
+/// keeps its HTTP/2 connection open after the GOAWAY must not hold the
+/// process).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
     shutdown: impl Future<Output = ()>,
+    drain: Duration,
 ) {
+    let stop = Arc::new(Notify::new());
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let served = tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(AuthorizationServer::new(Service::new(state)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, {
+            let stop = stop.clone();
+            async move { stop.notified().await }
+        });
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown => {
+            // Stored as a permit if the server is not waiting yet.
+            stop.notify_one();
+            match tokio::time::timeout(drain, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!("gRPC connections still open after {drain:?}; closing them");
+                    Ok(())
+                }
+            }
+        }
+    };
     if let Err(e) = served {
         tracing::error!("the gRPC server failed: {e}");
     }
