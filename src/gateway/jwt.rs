@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -137,6 +137,11 @@ impl Verifier {
                 .clone()
                 .ok_or_else(|| format!("keys[{i}] has no `kid`"))?;
             let at = |m: String| format!("keys[{i}] (kid `{kid}`): {m}");
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                return Err(at(
+                    "an encryption key (`use: enc`), not a signing key".to_owned()
+                ));
+            }
             let mut algorithms = family(&jwk.algorithm).map_err(at)?.to_vec();
             if let Some(alg) = &jwk.common.key_algorithm {
                 let own = key_algorithm(alg)

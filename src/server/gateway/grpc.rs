@@ -143,9 +143,7 @@ impl Authorization for Service {
             &Request::from_target(&http.method, target, &headers),
         );
         if matches!(checked.outcome, Outcome::NotReady) {
-            return Err(Status::unavailable(
-                "no policies loaded yet, or shutting down",
-            ));
+            return Err(Status::unavailable("no policies loaded yet"));
         }
         let reply = Reply::of(&checked, StatusCode::BAD_REQUEST);
         Ok(tonic::Response::new(response(reply)))

@@ -65,7 +65,7 @@ impl Counters {
 /// What became of one gateway request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// No snapshot is loaded yet (or the server is shutting down).
+    /// No snapshot is loaded yet.
     NotReady,
     /// The server runs without `--routes`.
     NoRouteMap,
@@ -103,9 +103,11 @@ impl Checked {
 
 /// The shared decision path of every gateway protocol.
 pub fn check(state: &State, request: &gateway::Request<'_>) -> Checked {
+    // Like `/v1`, requests still arriving while the server drains are
+    // answered: they are in flight on connections being closed.
     let snapshot = match state.snapshot() {
-        Some(s) if !state.is_draining() => s,
-        _ => {
+        Some(s) => s,
+        None => {
             return Checked {
                 outcome: Outcome::NotReady,
                 snapshot: None,
@@ -161,7 +163,7 @@ impl Reply {
         };
         match &checked.outcome {
             Outcome::NotReady => Reply {
-                body: json!({"error": {"code": "not_ready", "message": "no policies loaded yet, or shutting down"}}),
+                body: json!({"error": {"code": "not_ready", "message": "no policies loaded yet"}}),
                 ..refusal(StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
             },
             Outcome::NoRouteMap => refusal(
