@@ -137,8 +137,8 @@ fn main() {
         ("gateway/resolve_cached", "gateway/decide"),
         ("gateway/verify_rs256", "gateway/decide"),
         ("gateway/check", "gateway/decide"),
-        ("gateway/http/envoy", "gateway/http/v1"),
-        ("gateway/http/nginx", "gateway/http/v1"),
+        ("gateway_http/envoy", "gateway_http/v1"),
+        ("gateway_http/nginx", "gateway_http/v1"),
     ] {
         println!("  {}", common::ratio(a, b));
     }
