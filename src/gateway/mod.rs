@@ -204,6 +204,12 @@ impl Values for Offered<'_, '_> {
                 }
                 Some(Cow::Borrowed(value))
             }
+            Source::Time => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                Some(Cow::Owned(Value::String(template::rfc3339(now))))
+            }
         }
     }
 }

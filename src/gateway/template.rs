@@ -25,11 +25,17 @@ pub enum Source {
     /// `{claims.sub}`, `{claims.org.id}`: a claim of the verified token,
     /// dots stepping into objects.
     Claim(Vec<String>),
+    /// `{request.time}`: doorman's clock when the request is checked, as
+    /// RFC 3339 UTC (`2026-12-03T11:52:00Z`, a Cedar `datetime`).
+    Time,
 }
 
 impl Source {
     fn parse(name: &str) -> Result<Source, String> {
         let name = name.trim();
+        if name == "request.time" {
+            return Ok(Source::Time);
+        }
         let nonempty = |rest: &str, what: &str| {
             if rest.is_empty() {
                 Err(format!("`{{{name}}}`: {what} needs a name after the dot"))
@@ -72,6 +78,7 @@ impl Source {
             Source::Query(n) => format!("query.{n}"),
             Source::Header(n) => format!("header.{n}"),
             Source::Claim(p) => format!("claims.{}", p.join(".")),
+            Source::Time => "request.time".to_owned(),
         }
     }
 }
@@ -186,6 +193,7 @@ impl Missing {
             Source::Query(_) => "the query parameter is missing",
             Source::Header(_) => "the header is missing",
             Source::Claim(_) => "the token has no such claim",
+            Source::Time => "no clock",
         };
         Missing {
             source: source.describe(),
@@ -238,6 +246,28 @@ impl EntityTemplate {
     }
 }
 
+/// `secs` since the Unix epoch as RFC 3339 UTC, to the second.
+pub fn rfc3339(secs: u64) -> String {
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +295,17 @@ mod tests {
         assert_eq!(missing.source, "query.limit");
         let obj = Template::parse("{claims.obj}").unwrap().render(&Fixed);
         assert!(obj.unwrap_err().message.contains("not a string"));
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_297_520), "2026-12-03T11:32:00Z");
+        assert_eq!(
+            Template::parse("{request.time}").unwrap().single(),
+            Some(&Source::Time)
+        );
     }
 
     #[test]
