@@ -48,6 +48,10 @@ pub struct LoadArgs {
     /// without one].
     #[arg(long, value_name = "MODE", env = "DOORMAN_VALIDATION", value_parser = parse_mode)]
     pub validation: Option<ValidationMode>,
+    /// A gateway route map (YAML; see the README's "Gateway mode"),
+    /// checked against the schema and loaded with the policies.
+    #[arg(long, value_name = "FILE", env = "DOORMAN_ROUTES")]
+    pub routes: Option<PathBuf>,
 }
 
 fn parse_mode(s: &str) -> Result<ValidationMode, String> {
@@ -105,6 +109,7 @@ impl LoadArgs {
             entities,
             databases,
             validation,
+            routes: self.routes.clone(),
         }
     }
 

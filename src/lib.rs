@@ -17,6 +17,8 @@
 //!   reload re-reads only the entity files that changed.
 //! - [`postgres`]: entity rows and their changes read from the
 //!   application's PostgreSQL (the load side of them is [`load`]'s).
+//! - [`gateway`]: route maps: an HTTP request (method, path, headers, a
+//!   verified JWT) → a [`Query`]; loaded with the snapshot.
 //! - [`entities`]: request-scoped entities, parsed and checked.
 //! - [`view`]: what one request can reach, as a small Cedar `Entities`.
 //! - [`decide`]: a [`Query`] → Cedar → an [`Answer`] (decision, reasons, errors).
@@ -39,6 +41,7 @@ pub mod diff;
 pub mod entities;
 pub mod entity_json;
 pub mod fmt;
+pub mod gateway;
 pub mod load;
 pub mod postgres;
 pub mod reload;

@@ -119,9 +119,17 @@ pub struct Snapshot {
     pub(crate) schema_files: usize,
     /// The validator's warnings, at file:line (empty with validation off).
     pub(crate) warnings: Arc<[crate::diag::Diagnostic]>,
+    /// The gateway route map, when one was given (checked against this
+    /// snapshot's schema).
+    pub(crate) routes: Option<Arc<crate::gateway::RouteMap>>,
 }
 
 impl Snapshot {
+    /// The gateway route map this snapshot was loaded with, if any.
+    pub fn route_map(&self) -> Option<&crate::gateway::RouteMap> {
+        self.routes.as_deref()
+    }
+
     /// A stable hash of the input files' paths and contents.
     pub fn revision(&self) -> &str {
         &self.revision

@@ -259,6 +259,7 @@ fn bundled(views_only: bool) -> Snapshot {
         entities: vec![root().join("fixtures/entities")],
         databases: vec![],
         validation: ValidationMode::Strict,
+        routes: None,
     })
     .expect("the bundled model loads");
     if views_only {
@@ -566,6 +567,7 @@ fn generated_worlds(rng: &mut Rng, strict: bool) -> Tally {
             } else {
                 ValidationMode::Off
             },
+            routes: None,
         })
         .unwrap_or_else(|e| panic!("trial {trial}: {e}\n{policies}"));
         let user: EntityTypeName = "User".parse().unwrap();

@@ -510,6 +510,7 @@ fn sources(policies: &Path, validation: ValidationMode) -> Sources {
         entities: vec![root().join("fixtures/entities")],
         databases: vec![],
         validation,
+        routes: None,
     }
 }
 

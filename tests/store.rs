@@ -304,6 +304,7 @@ impl Model {
             entities: vec![self.dir.path().join("entities")],
             databases: vec![],
             validation: ValidationMode::Off,
+            routes: None,
         }
     }
 
@@ -717,6 +718,7 @@ fn the_bundled_world_materialises_as_cedar_reads_it() {
         entities: vec![root.join("fixtures/entities")],
         databases: vec![],
         validation: ValidationMode::Strict,
+        routes: None,
     })
     .expect("the bundled model loads");
     let text = std::fs::read_to_string(root.join("fixtures/entities/world.yaml")).expect("world");

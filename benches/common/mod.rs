@@ -36,6 +36,7 @@ pub fn sources(policies: PathBuf, entities: Vec<PathBuf>) -> Sources {
         entities,
         databases: vec![],
         validation: ValidationMode::Strict,
+        routes: None,
     }
 }
 

@@ -650,6 +650,7 @@ mod tests {
             entities: vec![],
             databases: vec![source; MAX_DATABASES + 1],
             validation: crate::snapshot::ValidationMode::Strict,
+            routes: None,
         };
         let refused = crate::load::load(&sources).err().expect("refused");
         assert!(

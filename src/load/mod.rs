@@ -60,6 +60,9 @@ pub struct Sources {
     /// complete ([`Snapshot::is_complete`]) until their rows are applied.
     pub databases: Vec<DatabaseSource>,
     pub validation: ValidationMode,
+    /// A gateway route map (`serve --routes`, see [`crate::gateway`]),
+    /// loaded and checked against the schema with everything else.
+    pub routes: Option<PathBuf>,
 }
 
 /// Why no snapshot was produced: every problem found, and how much did load.
@@ -165,6 +168,27 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
         }
     };
 
+    // The route map is checked against the schema, so only a schema that
+    // loaded (or none at all) can check it.
+    let routes = match &sources.routes {
+        Some(path) if !schema_failed => {
+            match crate::gateway::load_route_map(path, schema.as_ref()) {
+                Ok((map, bytes)) => {
+                    hasher.update(b"routes\0");
+                    hasher.update(path.display().to_string().as_bytes());
+                    hasher.update(b"\0");
+                    hasher.update(&bytes);
+                    Some(Arc::new(map))
+                }
+                Err(mut d) => {
+                    diags.append(&mut d);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
     let count = |p: &Option<LoadedPolicies>, template: bool| {
         p.as_ref().map_or(0, |p| {
             p.info.iter().filter(|i| i.template == template).count()
@@ -187,7 +211,7 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
     match (policies, entities) {
         (Some(policies), Some((store, files))) if diags.is_empty() => {
             let revision = hex::encode(&hasher.finalize()[..8]);
-            Ok(assemble(
+            let mut snapshot = assemble(
                 policies,
                 schema,
                 schema_files,
@@ -198,7 +222,9 @@ pub fn load_over(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snaps
                 databases,
                 sources.validation,
                 warnings,
-            ))
+            );
+            snapshot.routes = routes;
+            Ok(snapshot)
         }
         (policies, entities) => Err(LoadError {
             summary: summary_line(
@@ -316,6 +342,7 @@ impl Snapshot {
             validation: self.validation,
             schema_files: self.schema_files,
             warnings: Arc::clone(&self.warnings),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -367,6 +394,7 @@ fn assemble(
         validation,
         schema_files,
         warnings: warnings.into(),
+        routes: None,
     }
 }
 

@@ -53,9 +53,15 @@ fn load_settled(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snapsh
 
 /// Path, length and modification time of every input file.
 fn signature(sources: &Sources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let routes: Vec<PathBuf> = sources
+        .routes
+        .iter()
+        .flat_map(|r| crate::gateway::load::files_of(r))
+        .collect();
     std::iter::once(&sources.policies)
         .chain(sources.schema.iter())
         .chain(sources.entities.iter())
+        .chain(routes.iter())
         .flat_map(|root| crate::load::list_files(root, |_| true).unwrap_or_default())
         .map(|path| {
             let meta = std::fs::metadata(&path).ok();

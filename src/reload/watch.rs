@@ -118,9 +118,16 @@ pub fn watch(
     debounce: Duration,
     changed: impl Fn() + Send + 'static,
 ) -> Result<Option<WatchGuard>, String> {
+    // A route map and its JWKS (as the route map names it at start-up).
+    let routes: Vec<PathBuf> = sources
+        .routes
+        .iter()
+        .flat_map(|r| crate::gateway::load::files_of(r))
+        .collect();
     let roots: Vec<Root> = std::iter::once(&sources.policies)
         .chain(sources.schema.iter())
         .chain(sources.entities.iter())
+        .chain(routes.iter())
         .map(|p| Root {
             path: std::path::absolute(p).unwrap_or_else(|_| p.clone()),
         })

@@ -98,6 +98,10 @@ pub struct ServeArgs {
         default_value_t
     )]
     pub metrics_auth: MetricsAuth,
+    /// Also serve Envoy's ext_authz gRPC API (Istio's envoyExtAuthzGrpc)
+    /// on this HOST:PORT; it answers through the route map (--routes).
+    #[arg(long, env = "DOORMAN_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<std::net::SocketAddr>,
     /// Write one JSON line per decision to `stdout` or to FILE (appended;
     /// follows log rotation). Format: docs/decision-log.md.
     #[arg(long, env = "DOORMAN_DECISION_LOG", value_name = "stdout|FILE")]
@@ -247,6 +251,20 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
     };
     let address = listener.local_addr();
     tracing::info!(%address, "listening; loading policies");
+    let grpc = match args.grpc_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
+                tracing::info!(address = %bound, "listening for ext_authz gRPC");
+                Some(l)
+            }
+            Err(e) => {
+                tracing::error!(address = %addr, "cannot listen for gRPC: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let (mode, mode_text) = args.watch.clone();
     let mut config = args.config();
@@ -295,13 +313,26 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
         }
     };
     let mut exit = ExitCode::SUCCESS;
+    // Both listeners stop on the same signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let shutdown = async {
         tokio::select! {
             () = signals.recv(&state) => {}
             () = load_failed => exit = ExitCode::FAILURE,
         }
+        let _ = stop.send(true);
     };
-    super::serve(listener, state.clone(), shutdown).await;
+    let grpc = async {
+        if let Some(l) = grpc {
+            let mut stopped = stopped.clone();
+            let signal = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let drain = state.config().shutdown_timeout;
+            super::gateway::grpc::serve(l, state.clone(), signal, drain).await;
+        }
+    };
+    tokio::join!(super::serve(listener, state.clone(), shutdown), grpc);
     // What was decided before the end is written and flushed (within the
     // shutdown bound: a writer stuck on a FIFO is not waited for).
     let limit = args.shutdown_timeout;

@@ -61,11 +61,15 @@ pub enum Endpoint {
     Health,
     Metrics,
     OpenApi,
+    GatewayEnvoy,
+    GatewayEnvoyGrpc,
+    GatewayNginx,
+    GatewayForwardAuth,
     NotFound,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::V1IsAuthorized,
         Endpoint::V1BatchIsAuthorized,
         Endpoint::AuthzenEvaluation,
@@ -81,6 +85,10 @@ impl Endpoint {
         Endpoint::Health,
         Endpoint::Metrics,
         Endpoint::OpenApi,
+        Endpoint::GatewayEnvoy,
+        Endpoint::GatewayEnvoyGrpc,
+        Endpoint::GatewayNginx,
+        Endpoint::GatewayForwardAuth,
         Endpoint::NotFound,
     ];
     const COUNT: usize = Endpoint::ALL.len();
@@ -102,6 +110,10 @@ impl Endpoint {
             Endpoint::Health => "health",
             Endpoint::Metrics => "metrics",
             Endpoint::OpenApi => "openapi",
+            Endpoint::GatewayEnvoy => "gateway.envoy",
+            Endpoint::GatewayEnvoyGrpc => "gateway.envoy_grpc",
+            Endpoint::GatewayNginx => "gateway.nginx",
+            Endpoint::GatewayForwardAuth => "gateway.forward_auth",
             Endpoint::NotFound => "not_found",
         }
     }
@@ -345,6 +357,8 @@ struct Scrape {
     /// `(ok, failed)` reload attempts (`None`: not started from files).
     reloads: Option<(u64, u64)>,
     databases: Vec<DatabaseFacts>,
+    /// Gateway checks by outcome (`allowed`, `denied`, `unmatched`, ...).
+    gateway: [(&'static str, u64); 5],
 }
 
 #[derive(Debug)]
@@ -400,11 +414,20 @@ impl Scrape {
                 source: d.source,
             })
             .collect();
+        let g = state.gateway_counters();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Scrape {
             metrics: state.metrics().clone(),
             snapshot,
             reloads,
             databases,
+            gateway: [
+                ("allowed", load(&g.allowed)),
+                ("denied", load(&g.denied)),
+                ("unmatched", load(&g.unmatched)),
+                ("unauthenticated", load(&g.unauthenticated)),
+                ("bad_request", load(&g.bad_request)),
+            ],
         }
     }
 }
@@ -620,6 +643,16 @@ impl Collector for Scrape {
                     gauge(&mut f, &[("source", d.source.as_str())], lag)?;
                 }
             }
+        }
+
+        let mut f = family(
+            &mut e,
+            "doorman_gateway_checks",
+            "Gateway checks (Envoy, nginx, forward-auth, gRPC) by outcome; unmatched: no route matched.",
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in self.gateway {
+            counter(&mut f, &[("outcome", outcome)], n)?;
         }
 
         let f = family(

@@ -12,7 +12,8 @@
 //! - [`auth`]: bearer tokens for the admin (and decision) endpoints.
 //! - one module per protocol: `v1` (doorman's own decision API),
 //!   `authzen` (AuthZEN 1.0: evaluation, evaluations, search, metadata) and
-//!   `admin` (readiness, status, policies, reload).
+//!   `admin` (readiness, status, policies, reload), and `gateway`
+//!   (reverse proxies' checks: Envoy HTTP and gRPC, nginx, Traefik).
 //! - `body`: reading a body within a size limit and a deadline; `work`:
 //!   whether its CPU work runs in place or on the blocking pool.
 //! - `respond` / `error`: writing answers and refusals.
@@ -33,10 +34,11 @@ mod body;
 mod command;
 pub mod decision_log;
 mod error;
+pub mod gateway;
 mod listen;
-mod openapi;
 pub mod metrics;
 mod observe;
+mod openapi;
 pub mod request_id;
 mod respond;
 mod routes;

@@ -31,7 +31,7 @@ use super::metrics::Endpoint;
 use super::request_id::{self, Arrival};
 use super::respond::{Body, refuse, respond, wrong_method};
 use super::state::State;
-use super::{admin, authzen, metrics, openapi, v1};
+use super::{admin, authzen, gateway, metrics, openapi, v1};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -117,6 +117,8 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<B
 #[derive(Debug, Clone, Copy)]
 enum Target {
     AuthZen(authzen::Endpoint),
+    /// A gateway's check (any method: gateways send the original one).
+    Gateway(gateway::Endpoint),
     Route(Route),
     NotFound,
 }
@@ -126,6 +128,9 @@ impl Target {
         if let Some(endpoint) = authzen::Endpoint::find(path) {
             return Target::AuthZen(endpoint);
         }
+        if let Some(endpoint) = gateway::find(path) {
+            return Target::Gateway(endpoint);
+        }
         Route::find(path).map_or(Target::NotFound, Target::Route)
     }
 
@@ -133,6 +138,7 @@ impl Target {
     fn endpoint(self) -> Endpoint {
         match self {
             Target::AuthZen(e) => e.metric(),
+            Target::Gateway(e) => e.metric(),
             Target::Route(r) => match r {
                 Route::Healthz => Endpoint::Health,
                 Route::Readyz => Endpoint::Ready,
@@ -164,6 +170,11 @@ async fn dispatch(
                 return refused;
             }
             return authzen::handle(endpoint, state, request, arrival).await;
+        }
+        // Open to the token guard: a gateway's request carries the end
+        // user's credential, which the route map verifies.
+        Target::Gateway(endpoint) => {
+            return gateway::handle(endpoint, state, request, arrival).await;
         }
         Target::NotFound => {
             return refuse(&ApiError::new(

@@ -81,6 +81,8 @@ pub struct State {
     metrics: Arc<Metrics>,
     /// Where decisions are logged (`--decision-log`), if anywhere.
     decision_log: Option<DecisionLog>,
+    /// What the gateway endpoints answered (for /metrics).
+    gateway: super::gateway::Counters,
 }
 
 impl State {
@@ -98,6 +100,7 @@ impl State {
             guard: Guard::open(),
             metrics: Arc::new(Metrics::default()),
             decision_log: None,
+            gateway: Default::default(),
         }
     }
 
@@ -207,6 +210,10 @@ impl State {
 
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn gateway_counters(&self) -> &super::gateway::Counters {
+        &self.gateway
     }
 
     pub fn started_at(&self) -> SystemTime {

@@ -53,6 +53,7 @@ impl ModelCopy {
             entities: vec![self.path("entities")],
             databases: vec![],
             validation: doorman::ValidationMode::Strict,
+            routes: None,
         }
     }
 }

@@ -651,6 +651,7 @@ async fn a_request_entity_that_moves_a_stored_parent_moves_what_is_below_it() {
         entities: vec![root.join("fixtures/entities")],
         databases: vec![],
         validation: doorman::ValidationMode::Strict,
+        routes: None,
     };
     let server = Process::start_with(&load_flags(&bundled));
     let mut conn = server.connect().await;

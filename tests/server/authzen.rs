@@ -28,6 +28,7 @@ fn sources() -> Sources {
         entities: vec![root.join("entities")],
         databases: vec![],
         validation: ValidationMode::Strict,
+        routes: None,
     }
 }
 

@@ -19,12 +19,12 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-struct Question {
-    label: String,
-    principal: String,
-    action: String,
-    resource: String,
-    context: Value,
+pub(crate) struct Question {
+    pub(crate) label: String,
+    pub(crate) principal: String,
+    pub(crate) action: String,
+    pub(crate) resource: String,
+    pub(crate) context: Value,
 }
 
 #[tokio::test]
@@ -64,6 +64,7 @@ async fn the_server_answers_every_bundled_fixture_as_the_library_does() {
             entities,
             databases: vec![],
             validation: ValidationMode::Strict,
+            routes: None,
         };
         let snapshot = doorman::load(&sources).expect("the bundled model loads");
         let mut args = load_flags(&sources);
@@ -216,7 +217,7 @@ async fn authzen_answers_alike(
     }
 }
 
-fn suite_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn suite_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -236,7 +237,7 @@ fn suite_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn questions(suite: &Path, doc: &Value) -> Vec<Question> {
+pub(crate) fn questions(suite: &Path, doc: &Value) -> Vec<Question> {
     let name = suite.file_name().unwrap().to_string_lossy();
     let text = |v: &Value, what: &str, at: &str| -> String {
         v.as_str()

@@ -48,6 +48,7 @@ fn sources(url: &str) -> Sources {
         entities: vec![],
         databases: vec![doorman::load::DatabaseSource::parse(url).expect("a URL")],
         validation: ValidationMode::Strict,
+        routes: None,
     }
 }
 

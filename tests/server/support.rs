@@ -33,6 +33,7 @@ pub fn model_sources() -> Sources {
         entities: vec![root.join("entities")],
         databases: vec![],
         validation: ValidationMode::Strict,
+        routes: None,
     }
 }
 
