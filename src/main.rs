@@ -34,13 +34,13 @@ enum Command {
         #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
         format: Format,
         /// Treat the validator's warnings as errors (exit 1).
-        #[arg(long)]
+        #[arg(long, env = "DOORMAN_DENY_WARNINGS")]
         deny_warnings: bool,
     },
     /// Format *.cedar files in place (cedar-policy-formatter's layout).
     Fmt {
         /// Only list the files that are not formatted; exit 1 if any.
-        #[arg(long)]
+        #[arg(long, env = "DOORMAN_CHECK")]
         check: bool,
         /// Files or directories (default: policies).
         #[arg(value_name = "PATHS", default_value = "policies")]

@@ -575,7 +575,7 @@ fn serve_listens_where_the_environment_says() {
 #[test]
 fn help_names_the_variable_of_every_flag() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for command in ["check", "authorize", "test", "serve"] {
+    for command in ["check", "authorize", "test", "serve", "diff", "fmt"] {
         let (code, help) = doorman_in(root, &[command, "--help"], &[]);
         assert_eq!(code, 0, "{help}");
         // A flag's block runs from its `--flag` line to the next flag's
@@ -606,6 +606,6 @@ fn help_names_the_variable_of_every_flag() {
                 "doorman {command} --{flag} does not say {variable}: {block}"
             );
         }
-        assert!(flags >= 2, "doorman {command}: no flags found in\n{help}");
+        assert!(flags >= 1, "doorman {command}: no flags found in\n{help}");
     }
 }

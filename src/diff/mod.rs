@@ -45,6 +45,7 @@ pub struct DiffArgs {
     /// The old policy directory.
     #[arg(
         long,
+        env = "DOORMAN_BASE",
         value_name = "DIR",
         conflicts_with = "base_rev",
         required_unless_present = "base_rev"
@@ -52,34 +53,39 @@ pub struct DiffArgs {
     pub base: Option<PathBuf>,
     /// The old policies as of a git revision (the --head directory's path
     /// at REV, read with `git show`).
-    #[arg(long, value_name = "REV")]
+    #[arg(long, env = "DOORMAN_BASE_REV", value_name = "REV")]
     pub base_rev: Option<String>,
     /// The new policy directory (default: --policies).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "DOORMAN_HEAD", value_name = "DIR")]
     pub head: Option<PathBuf>,
     /// A decision log (JSON Lines) whose questions are answered again.
-    #[arg(long, value_name = "LOG")]
+    #[arg(long, env = "DOORMAN_REPLAY", value_name = "LOG")]
     pub replay: Option<PathBuf>,
     /// Suites (*.test.yaml) whose contexts the exhaustive mode uses.
-    #[arg(long, value_name = "PATH", default_value = "fixtures")]
+    #[arg(
+        long,
+        env = "DOORMAN_SUITES",
+        value_name = "PATH",
+        default_value = "fixtures"
+    )]
     pub suites: Vec<PathBuf>,
     /// Skip the symbolic mode (no solver needed).
-    #[arg(long)]
+    #[arg(long, env = "DOORMAN_NO_SYMBOLIC")]
     pub no_symbolic: bool,
     /// Skip the exhaustive mode.
-    #[arg(long)]
+    #[arg(long, env = "DOORMAN_NO_EXHAUSTIVE")]
     pub no_exhaustive: bool,
     /// Time the solver may take per question and environment.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::reload::parse_duration)]
+    #[arg(long, env = "DOORMAN_SOLVER_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = crate::reload::parse_duration)]
     pub solver_timeout: Duration,
     /// Extra symbolic checks: `never-errors` (changed policies never error).
-    #[arg(long, value_name = "CHECK")]
+    #[arg(long, env = "DOORMAN_CHECK", value_name = "CHECK")]
     pub check: Vec<Check>,
     /// A YAML list of intended changes: only changes none of them matches
     /// fail the run.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "DOORMAN_EXPECT_CHANGES", value_name = "FILE")]
     pub expect_changes: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, env = "DOORMAN_FORMAT", value_enum, default_value_t)]
     pub format: DiffFormat,
 }
 
