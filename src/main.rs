@@ -78,8 +78,9 @@ enum Command {
     Serve {
         #[command(flatten)]
         load: LoadArgs,
+        // Boxed: its many flags would make every command this size.
         #[command(flatten)]
-        args: doorman::server::ServeArgs,
+        args: Box<doorman::server::ServeArgs>,
     },
 }
 
