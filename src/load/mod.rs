@@ -15,6 +15,7 @@
 //! (sorted), so the same files always give the same revision and any
 //! changed byte gives another.
 
+mod candidate;
 mod database;
 mod entities;
 
@@ -28,6 +29,7 @@ use cedar_policy::{Policy, PolicyId, PolicySet, Schema, SchemaFragment, Template
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use candidate::{Candidate, load_candidate};
 pub use database::{
     ApplyError, DatabaseSource, DatabaseState, MAX_DATABASES, Refusal, Row, RowBatch, Scope, Tls,
 };

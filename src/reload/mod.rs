@@ -20,7 +20,7 @@
 mod follow;
 mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -52,16 +52,28 @@ fn load_settled(sources: &Sources, previous: Option<&Snapshot>) -> Result<Snapsh
 }
 
 /// Path, length and modification time of every input file.
-fn signature(sources: &Sources) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+fn signature(sources: &Sources) -> Signature {
     let routes: Vec<PathBuf> = sources
         .routes
         .iter()
         .flat_map(|r| crate::gateway::load::files_of(r))
         .collect();
-    std::iter::once(&sources.policies)
-        .chain(sources.schema.iter())
-        .chain(sources.entities.iter())
-        .chain(routes.iter())
+    signature_of(
+        std::iter::once(&sources.policies)
+            .chain(sources.schema.iter())
+            .chain(sources.entities.iter())
+            .chain(routes.iter())
+            .map(PathBuf::as_path),
+    )
+}
+
+/// Path, length and modification time of each file under some roots: what
+/// tells a settled set of files from one being written.
+pub(crate) type Signature = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// The [`Signature`] of every file under `roots`.
+pub(crate) fn signature_of<'a>(roots: impl Iterator<Item = &'a Path>) -> Signature {
+    roots
         .flat_map(|root| crate::load::list_files(root, |_| true).unwrap_or_default())
         .map(|path| {
             let meta = std::fs::metadata(&path).ok();

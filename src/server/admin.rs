@@ -76,7 +76,8 @@ pub(super) fn status(state: &State) -> Response<Body> {
             limits,
         )
         .with_reloads(state)
-        .with_auth(state),
+        .with_auth(state)
+        .with_shadow(state),
     )
 }
 
@@ -84,6 +85,12 @@ impl Status<'_> {
     /// Says which endpoints `state` guards with tokens.
     pub fn with_auth(mut self, state: &State) -> Self {
         self.auth = state.guard().view();
+        self
+    }
+
+    /// Adds what the shadow candidate (`--shadow`) has found, if any.
+    pub fn with_shadow(mut self, state: &State) -> Self {
+        self.shadow = state.shadow().map(super::shadow::Shadow::view);
         self
     }
 }
@@ -123,6 +130,9 @@ pub struct Status<'a> {
     pub databases: Vec<DatabaseView>,
     /// Which endpoints need a bearer token.
     pub auth: super::auth::AuthView,
+    /// The candidate policies answering beside the live ones (`serve
+    /// --shadow`); null without one.
+    pub shadow: Option<super::shadow::ShadowView>,
 }
 
 /// A database source in `/v1/status`.
@@ -272,6 +282,7 @@ impl<'a> Status<'a> {
             reload: None,
             databases: Vec::new(),
             auth: super::auth::Guard::open().view(),
+            shadow: None,
         }
     }
 

@@ -24,10 +24,12 @@ use tracing_subscriber::EnvFilter;
 use super::auth::{self, Guard, MetricsAuth};
 use super::decision_log::{self, DecisionLog};
 use super::listen::{ListenAddr, Listener};
+use super::shadow::Shadow;
 use super::state::{Config, State};
 use crate::cli::LoadArgs;
 use crate::load::Sources;
 use crate::reload::{Reloader, WatchMode, parse_duration, watch};
+use crate::snapshot::Snapshot;
 
 /// Flags of `doorman serve`.
 #[derive(Debug, Clone, Args)]
@@ -138,6 +140,12 @@ pub struct ServeArgs {
         requires = "decision_log"
     )]
     pub decision_log_allow_sample: f64,
+    /// A candidate policy directory answered beside the live policies for
+    /// every decision (same schema and entities, off the request path):
+    /// disagreements are counted in /metrics and logged; it is reloaded
+    /// when its files change.
+    #[arg(long, env = "DOORMAN_SHADOW", value_name = "DIR")]
+    pub shadow: Option<PathBuf>,
 }
 
 /// An optional field of the decision log.
@@ -305,7 +313,12 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
         }
     };
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(first_load(state.clone(), address, failed_tx));
+    tokio::spawn(first_load(
+        state.clone(),
+        address,
+        args.shadow.clone(),
+        failed_tx,
+    ));
     let load_failed = async {
         // The sender is dropped without a word when the load succeeds.
         if failed_rx.await.is_err() {
@@ -348,6 +361,7 @@ async fn run(sources: Sources, args: ServeArgs, guard: Guard) -> ExitCode {
 async fn first_load(
     state: Arc<State>,
     address: ListenAddr,
+    shadow: Option<PathBuf>,
     failed: tokio::sync::oneshot::Sender<()>,
 ) {
     let Some(reloader) = state.reloader() else {
@@ -355,6 +369,16 @@ async fn first_load(
     };
     match reloader.load_initial().await {
         Ok(snapshot) => {
+            // The candidate is validated against the live schema, so it
+            // loads second; a broken one at start-up is a broken command.
+            let snapshot = Arc::new(snapshot);
+            if let Some(dir) = shadow
+                && let Err(e) = start_shadow(&state, dir, snapshot.clone()).await
+            {
+                tracing::error!("{e}");
+                let _ = failed.send(());
+                return;
+            }
             let (revision, policies, templates, entities, validation) = (
                 snapshot.revision().to_owned(),
                 snapshot.policy_count(),
@@ -363,7 +387,7 @@ async fn first_load(
                 snapshot.validation(),
             );
             // Publish first: once this line is logged, /readyz says 200.
-            state.publish(snapshot);
+            state.publish_shared(snapshot);
             tracing::info!(
                 %address,
                 %revision,
@@ -392,6 +416,32 @@ async fn first_load(
             let _ = failed.send(());
         }
     }
+}
+
+/// Loads the `--shadow` candidate against the first live snapshot (on the
+/// blocking pool) and starts its thread.
+async fn start_shadow(state: &State, dir: PathBuf, live: Arc<Snapshot>) -> Result<(), String> {
+    let shown = dir.display().to_string();
+    let loaded = tokio::task::spawn_blocking(move || {
+        crate::load::load_candidate(&dir, &live).map(|c| (dir, c))
+    })
+    .await
+    .map_err(|e| format!("loading the shadow candidate failed: {e}"))?;
+    let (dir, candidate) = loaded.map_err(|e| {
+        for d in &e.diagnostics {
+            tracing::error!("{}: {}", d.location(), d.message);
+        }
+        format!("cannot load the shadow candidate {shown}: {e}")
+    })?;
+    tracing::info!(
+        policies = %shown,
+        revision = candidate.revision(),
+        "answering every decision with the shadow candidate too"
+    );
+    let shadow = Shadow::start(dir, candidate)
+        .map_err(|e| format!("cannot start the shadow thread: {e}"))?;
+    state.set_shadow(shadow);
+    Ok(())
 }
 
 /// SIGTERM (what orchestrators send) and SIGINT (Ctrl-C).

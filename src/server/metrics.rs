@@ -359,6 +359,18 @@ struct Scrape {
     databases: Vec<DatabaseFacts>,
     /// Gateway checks by outcome (`allowed`, `denied`, `unmatched`, ...).
     gateway: [(&'static str, u64); 5],
+    shadow: Option<ShadowFacts>,
+}
+
+/// What the shadow candidate (`--shadow`) has found.
+#[derive(Debug)]
+struct ShadowFacts {
+    /// Decisions by outcome: agree, allow_to_deny, deny_to_allow, error.
+    decisions: [(&'static str, u64); 4],
+    skipped: u64,
+    /// `(ok, failed)` loads of an edited candidate.
+    reloads: (u64, u64),
+    revision: Option<String>,
 }
 
 #[derive(Debug)]
@@ -416,6 +428,20 @@ impl Scrape {
             .collect();
         let g = state.gateway_counters();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let shadow = state.shadow().map(|s| {
+            let c = s.counts();
+            ShadowFacts {
+                decisions: [
+                    ("agree", load(&c.agreed)),
+                    ("allow_to_deny", load(&c.allow_to_deny)),
+                    ("deny_to_allow", load(&c.deny_to_allow)),
+                    ("error", load(&c.errors)),
+                ],
+                skipped: load(&c.skipped),
+                reloads: (load(&c.reloads_ok), load(&c.reloads_failed)),
+                revision: s.revision(),
+            }
+        });
         Scrape {
             metrics: state.metrics().clone(),
             snapshot,
@@ -428,6 +454,7 @@ impl Scrape {
                 ("unauthenticated", load(&g.unauthenticated)),
                 ("bad_request", load(&g.bad_request)),
             ],
+            shadow,
         }
     }
 }
@@ -653,6 +680,42 @@ impl Collector for Scrape {
         )?;
         for (outcome, n) in self.gateway {
             counter(&mut f, &[("outcome", outcome)], n)?;
+        }
+
+        if let Some(shadow) = &self.shadow {
+            let mut f = family(
+                &mut e,
+                "doorman_shadow_decisions",
+                "Decisions answered again by the --shadow candidate, by how its decision compares with the live one.",
+                MetricType::Counter,
+            )?;
+            for (outcome, n) in shadow.decisions {
+                counter(&mut f, &[("outcome", outcome)], n)?;
+            }
+            let f = family(
+                &mut e,
+                "doorman_shadow_skipped",
+                "Decisions the --shadow candidate did not answer because it was behind.",
+                MetricType::Counter,
+            )?;
+            counter_plain(f, shadow.skipped)?;
+            let mut f = family(
+                &mut e,
+                "doorman_shadow_reloads",
+                "Loads of the edited --shadow candidate, by result.",
+                MetricType::Counter,
+            )?;
+            counter(&mut f, &[("result", "ok")], shadow.reloads.0)?;
+            counter(&mut f, &[("result", "failed")], shadow.reloads.1)?;
+            if let Some(revision) = &shadow.revision {
+                let mut f = family(
+                    &mut e,
+                    "doorman_shadow",
+                    "The --shadow candidate's revision.",
+                    MetricType::Info,
+                )?;
+                f.encode_info(&[("revision", revision.as_str())])?;
+            }
         }
 
         let f = family(

@@ -20,7 +20,9 @@
 //! - `openapi`: the OpenAPI 3.1 document at `/openapi.json`.
 //! - observing: [`metrics`] (`GET /metrics`, lock-free counters),
 //!   `request_id` (`X-Request-ID` on every answer) and [`decision_log`]
-//!   (one JSON line per decision, written off the runtime).
+//!   (one JSON line per decision, written off the runtime); [`shadow`]
+//!   (a candidate policy set answering every decision beside the live
+//!   one, off the request path).
 //!
 //! There is no web framework: hyper serves HTTP/1.1 (keep-alive) and HTTP/2
 //! cleartext on the same listener (hyper-util's `auto` builder tells them
@@ -42,6 +44,7 @@ mod openapi;
 pub mod request_id;
 mod respond;
 mod routes;
+pub mod shadow;
 pub mod state;
 mod v1;
 mod work;

@@ -1,5 +1,6 @@
 //! What every protocol does with a decision once its answer is written:
-//! count it, and hand it to the decision log when there is one.
+//! count it, and hand it to the decision log and the shadow candidate
+//! (`--shadow`) when there are.
 //!
 //! One function for all adapters, so a new protocol (a gateway) adds one
 //! call. Called after the response is serialized, with the query and the
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use super::decision_log::{Entities, Record};
 use super::metrics::Endpoint;
 use super::request_id::Arrival;
+use super::shadow::Shadow;
 use super::state::State;
 use crate::decide::{Answer, Query};
 use crate::snapshot::Snapshot;
@@ -26,15 +28,29 @@ pub struct Site<'a> {
     pub entities: Option<&'a dyn Fn() -> Entities>,
 }
 
-/// Counts the decision and logs it.
+/// Counts the decision, logs it, and hands it to the shadow candidate.
 pub fn decided(state: &State, site: &Site<'_>, query: Query, answer: Answer) {
     state.metrics().decision(site.endpoint, &answer);
-    let Some(log) = state.decision_log() else {
+    let shadow = state.shadow().filter(|s| s.has_room());
+    let log = state.decision_log();
+    if shadow.is_none() && log.is_none() {
         return;
-    };
-    let entities = match site.entities {
-        Some(gather) if log.wants_entities() => Some(gather()),
+    }
+    let gather = |wanted: bool| match site.entities {
+        Some(gather) if wanted => Some(gather()),
         _ => None,
+    };
+    // Only when both want them are the query and answer copied.
+    let (query, answer) = match (shadow, log) {
+        (Some(shadow), Some(_)) => {
+            offer(shadow, site, query.clone(), answer.clone(), gather(true));
+            (query, answer)
+        }
+        (Some(shadow), None) => return offer(shadow, site, query, answer, gather(true)),
+        _ => (query, answer),
+    };
+    let Some(log) = log else {
+        return;
     };
     log.record(Record {
         request_id: site.arrival.id.clone(),
@@ -44,6 +60,24 @@ pub fn decided(state: &State, site: &Site<'_>, query: Query, answer: Answer) {
         answer,
         snapshot: site.snapshot.clone(),
         arrived: site.arrival.at,
-        entities,
+        entities: gather(log.wants_entities()),
     });
+}
+
+fn offer(
+    shadow: &Shadow,
+    site: &Site<'_>,
+    query: Query,
+    answer: Answer,
+    entities: Option<Entities>,
+) {
+    shadow.offer(
+        site.snapshot,
+        site.endpoint,
+        &site.arrival.id,
+        site.item,
+        query,
+        answer,
+        entities,
+    );
 }

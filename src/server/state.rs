@@ -16,8 +16,8 @@
 //! The state is passed explicitly (an `Arc<State>` per connection), never
 //! kept in a global, so tests run several servers side by side.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use super::auth::Guard;
 use super::decision_log::DecisionLog;
 use super::metrics::Metrics;
+use super::shadow::Shadow;
 use crate::reload::{Outcome, Reloader, Target};
 use crate::snapshot::Snapshot;
 
@@ -83,6 +84,9 @@ pub struct State {
     decision_log: Option<DecisionLog>,
     /// What the gateway endpoints answered (for /metrics).
     gateway: super::gateway::Counters,
+    /// The candidate policies answering beside the live ones
+    /// (`--shadow`); set once, after the first load, before serving.
+    shadow: OnceLock<Shadow>,
 }
 
 impl State {
@@ -101,6 +105,7 @@ impl State {
             metrics: Arc::new(Metrics::default()),
             decision_log: None,
             gateway: Default::default(),
+            shadow: OnceLock::new(),
         }
     }
 
@@ -115,6 +120,16 @@ impl State {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Starts answering every decision with `shadow`'s candidate too.
+    /// Only the first call takes effect: the shadow is set up once.
+    pub fn set_shadow(&self, shadow: Shadow) {
+        let _ = self.shadow.set(shadow);
+    }
+
+    pub fn shadow(&self) -> Option<&Shadow> {
+        self.shadow.get()
     }
 
     pub fn decision_log(&self) -> Option<&DecisionLog> {
@@ -194,7 +209,12 @@ impl State {
     /// Makes `snapshot` the one new requests are answered from; returns the
     /// one it replaces (requests still holding it finish on it).
     pub fn publish(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
-        self.current.swap(Some(Arc::new(snapshot)))
+        self.publish_shared(Arc::new(snapshot))
+    }
+
+    /// [`State::publish`] for a snapshot already shared.
+    pub fn publish_shared(&self, snapshot: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        self.current.swap(Some(snapshot))
     }
 
     /// True while a snapshot is active and the server is not shutting down.

@@ -23,4 +23,5 @@ mod openapi;
 mod pg;
 mod postgres;
 mod reload;
+mod shadow;
 mod support;
