@@ -13,6 +13,8 @@
 //!   the request path builds it from values it already owns). When the
 //!   writer falls behind the queue is full and the timed call is the
 //!   drop path, which is what a request then pays.
+//! - shadow: `Shadow::offer` (`serve --shadow`) with its thread answering
+//!   again beside it; when it is behind, the timed call is the skip path.
 
 mod common;
 
@@ -25,6 +27,7 @@ use doorman::Query;
 use doorman::server::decision_log::{DecisionLog, Format, Options, Record, Target};
 use doorman::server::metrics::{Endpoint, Metrics};
 use doorman::server::request_id;
+use doorman::server::shadow::Shadow;
 use hyper::header::HeaderValue;
 use hyper::{HeaderMap, StatusCode};
 use serde_json::json;
@@ -102,7 +105,40 @@ fn main() {
             BatchSize::SmallInput,
         )
     });
+
+    // The candidate is the live policies themselves: what is measured is
+    // the hand-over, and the worker's pace decides how often it is the
+    // skip path instead.
+    let candidate = doorman::load::load_candidate(&common::root().join("policies"), &snapshot)
+        .expect("the candidate loads");
+    let shadow = Shadow::start(common::root().join("policies"), candidate)
+        .expect("the shadow thread starts");
+    group.bench_function("shadow: offer", |b| {
+        b.iter_batched(
+            || (query.clone(), answer.clone()),
+            |(query, answer)| {
+                if shadow.has_room() {
+                    shadow.offer(
+                        &snapshot,
+                        Endpoint::V1IsAuthorized,
+                        &id,
+                        None,
+                        query,
+                        answer,
+                        None,
+                    );
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
+    let view = shadow.view();
+    println!(
+        "shadow: {} answered again, {} skipped (queue full) while measuring",
+        view.agreed + view.allow_to_deny + view.deny_to_allow + view.errors,
+        view.skipped
+    );
     log.close(Duration::from_secs(5));
     println!(
         "decision log: {} lines dropped while measuring (queue full)",

@@ -224,3 +224,71 @@ impl Shadow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::load::{Sources, load};
+
+    fn bundled() -> Arc<Snapshot> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Arc::new(
+            load(&Sources {
+                policies: root.join("policies"),
+                schema: Some(root.join("schema")),
+                entities: vec![root.join("fixtures/entities")],
+                databases: vec![],
+                validation: crate::ValidationMode::Strict,
+                routes: None,
+            })
+            .expect("the bundled model loads"),
+        )
+    }
+
+    #[test]
+    fn a_full_queue_skips_and_counts_instead_of_waiting() {
+        let live = bundled();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        // No worker: nothing leaves the queue, and a send that waited for
+        // room would hang this test.
+        let (tx, _rx) = sync_channel(QUEUE);
+        let shadow = Shadow {
+            dir,
+            queue: tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            counts: Arc::new(Counts::default()),
+            standing: Arc::new(Mutex::new(Standing::default())),
+        };
+        let query = Query::parse(
+            "Member::\"acme-ada\"",
+            "ViewInbox",
+            "Inbox::\"acme-support\"",
+            json!({}),
+        )
+        .unwrap();
+        let answer = live.decide(&query).unwrap();
+        let id = HeaderValue::from_static("r");
+        let mut offered = 0;
+        for _ in 0..QUEUE + 7 {
+            if shadow.has_room() {
+                offered += 1;
+                shadow.offer(
+                    &live,
+                    Endpoint::V1IsAuthorized,
+                    &id,
+                    None,
+                    query.clone(),
+                    answer.clone(),
+                    None,
+                );
+            }
+        }
+        assert_eq!(offered, QUEUE);
+        assert_eq!(shadow.counts().skipped.load(Ordering::Relaxed), 7);
+        assert_eq!(shadow.queued.load(Ordering::Relaxed), QUEUE);
+    }
+}
