@@ -7,7 +7,8 @@
 //! resources are found by [`Snapshot::search`] on each side (which decides
 //! only the candidates that forbids certainly denying the rest leave, with
 //! the sliced decision path the sidecar serves from), and the requests
-//! whose answers differ are decided again for their reasons.
+//! whose answers differ are decided again for their reasons. Principals
+//! are independent, so they are shared out across the cores.
 //!
 //! Contexts: those the YAML suites use for the action, and `{}` where the
 //! schema accepts an empty context. An environment with neither is
@@ -114,7 +115,7 @@ fn one_env(
     contexts: &Contexts,
     report: &mut Exhaustive,
 ) -> EnvOutcome {
-    let (base, head) = (sides.base, sides.head);
+    let head = sides.head;
     let action = env.action();
     let blank = EnvOutcome {
         env: super::envs::env_of(env),
@@ -162,15 +163,68 @@ fn one_env(
         };
     }
     let total = (principals.len() * resources.len() * usable.len()) as u64;
-    // Per principal and context, the resources each side allows: a search
-    // decides only the candidates the forbids that certainly deny leave
-    // (a tenant's isolation rule leaves one tenant), and its answer is
-    // exactly what deciding every candidate gives (src/search).
-    let all = NonZeroUsize::MAX;
+    // Principals are independent questions: split them across the cores,
+    // each thread with its own tally, merged in principal order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(principals.len());
+    let chunk = principals.len().div_ceil(threads);
+    let found: Vec<Found> = std::thread::scope(|scope| {
+        let workers: Vec<_> = principals
+            .chunks(chunk)
+            .map(|part| {
+                let (usable, resources) = (&usable, &resources);
+                scope.spawn(move || principals_flips(sides, action, part, resources, usable))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut flips = 0;
     let mut failure = None;
-    for p in &principals {
-        for context in &usable {
+    for part in found {
+        report.decided += part.decided;
+        flips += part.flips.len();
+        report.flips.extend(part.flips);
+        if failure.is_none() {
+            failure = part.failure;
+        }
+    }
+    report.requests += total;
+    EnvOutcome {
+        requests: total,
+        flips,
+        not_covered: failure,
+        ..blank
+    }
+}
+
+/// What one thread found for its share of the principals.
+#[derive(Default)]
+struct Found {
+    decided: u64,
+    flips: Vec<Flip>,
+    failure: Option<String>,
+}
+
+/// Per principal and context, the resources each side allows: a search
+/// decides only the candidates the forbids that certainly deny leave (a
+/// tenant's isolation rule leaves one tenant), and its answer is exactly
+/// what deciding every candidate gives (src/search).
+fn principals_flips(
+    sides: &Sides<'_>,
+    action: &EntityUid,
+    principals: &[EntityUid],
+    resources: &[EntityUid],
+    usable: &[Value],
+) -> Found {
+    let (base, head) = (sides.base, sides.head);
+    let all = NonZeroUsize::MAX;
+    let mut found = Found::default();
+    for p in principals {
+        for context in usable {
             let q = Query {
                 principal: p.clone(),
                 action: action.clone(),
@@ -184,11 +238,13 @@ fn one_env(
             let (b, h) = match pages {
                 (Ok(b), Ok(h)) => (b, h),
                 (Err(e), _) | (_, Err(e)) => {
-                    failure.get_or_insert_with(|| format!("a request was refused: {e}"));
+                    found
+                        .failure
+                        .get_or_insert_with(|| format!("a request was refused: {e}"));
                     continue;
                 }
             };
-            report.decided += (b.decided + h.decided) as u64;
+            found.decided += (b.decided + h.decided) as u64;
             let before: HashSet<&EntityUid> = b.results.iter().collect();
             let after: HashSet<&EntityUid> = h.results.iter().collect();
             for r in before.symmetric_difference(&after) {
@@ -197,18 +253,11 @@ fn one_env(
                     ..q.clone()
                 };
                 if let (Ok(b), Ok(h)) = (base.decide(&q), head.decide(&q)) {
-                    report.decided += 2;
-                    flips += 1;
-                    report.flips.push(flip(sides, &q, &b, &h));
+                    found.decided += 2;
+                    found.flips.push(flip(sides, &q, &b, &h));
                 }
             }
         }
     }
-    report.requests += total;
-    EnvOutcome {
-        requests: total,
-        flips,
-        not_covered: failure,
-        ..blank
-    }
+    found
 }
