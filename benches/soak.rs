@@ -27,9 +27,13 @@
 //!
 //! At the end it prints the RSS and fd slopes after warm-up (the first
 //! fifth of the samples, at least one), least-squares, per minute and as a
-//! share of the RSS, and exits non-zero on any failed request, on fds
-//! that grew past the warm-up's, or on RSS that grew by more than 5% over
-//! the measured window. Run it with
+//! share of the RSS, and what the server counted (reloads, decisions, the
+//! shadow's agreement, decision-log drops), and exits non-zero on any
+//! failed request, on fds that grew past the first sample after warm-up,
+//! on RSS that grew by more than 5% over the measured window, on reloads
+//! that did not take, on any shadow disagreement (its candidate holds the
+//! same policies, and the live edits never change a decision), or on an
+//! empty decision log after rotation. Run it with
 //! `cargo bench --bench soak` (not part of `cargo test`: it takes half an
 //! hour). `DOORMAN_SOAK_SECS=60` makes a quick check of the driver itself.
 
@@ -318,26 +322,9 @@ async fn connection(
 
 /// The first answers to the stable calls, which every later one must equal.
 async fn first_answers(addr: SocketAddr, calls: &[Call]) -> Vec<Option<Value>> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut s, conn) = http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
     let mut out = Vec::new();
     for c in calls {
-        let mut request = Request::builder()
-            .method(c.method)
-            .uri(&c.path)
-            .header("host", "doorman");
-        for (name, value) in &c.headers {
-            request = request.header(*name, value);
-        }
-        let response = s
-            .send_request(request.body(Full::new(c.body.clone())).unwrap())
-            .await
-            .expect("response");
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, body) = once(addr, c).await;
         assert_eq!(
             status,
             c.status,
@@ -349,6 +336,35 @@ async fn first_answers(addr: SocketAddr, calls: &[Call]) -> Vec<Option<Value>> {
         out.push(c.stable.then(|| stable_part(&body)));
     }
     out
+}
+
+/// One call on a connection of its own.
+async fn once(addr: SocketAddr, c: &Call) -> (u16, Bytes) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut s, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    s.ready().await.expect("connection ready");
+    let mut request = Request::builder()
+        .method(c.method)
+        .uri(&c.path)
+        .header("host", "doorman");
+    for (name, value) in &c.headers {
+        request = request.header(*name, value);
+    }
+    let response = s
+        .send_request(request.body(Full::new(c.body.clone())).expect("request"))
+        .await
+        .unwrap_or_else(|e| panic!("{} {}: {e}", c.name, c.path));
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, body)
 }
 
 /// The bundled model copied, a JWKS made for the run, the route map; the
@@ -378,6 +394,7 @@ fn model(dir: &Path) -> String {
             "-out",
         ])
         .arg(&pem)
+        .stderr(Stdio::null())
         .status()
         .expect("openssl runs")
         .success();
@@ -441,6 +458,23 @@ fn reload(dir: &Path, n: u64) {
         }
         _ => std::fs::write(&policy, "// nothing here now\n").unwrap(),
     }
+}
+
+/// The `/metrics` text.
+async fn scrape(addr: SocketAddr) -> String {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut s, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    s.ready().await.expect("connection ready");
+    let request = Request::get("/metrics")
+        .header("host", "doorman")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = s.send_request(request).await.expect("response");
+    let body = response.into_body().collect().await.expect("body");
+    String::from_utf8_lossy(&body.to_bytes()).into_owned()
 }
 
 /// (RSS KiB, open fds) of `pid`.
@@ -599,8 +633,31 @@ fn main() {
     let first_rss = rss[0].max(1.0);
     let last_rss = *rss.last().unwrap();
     let growth = (last_rss - first_rss) / first_rss;
-    let warm_fds = samples[..warm].iter().map(|s| s.2).max().unwrap_or(0);
+    // Before warm-up the connections may not all be open yet: the
+    // baseline is the first sample after it.
+    let warm_fds = measured[0].2;
     let max_fds = measured.iter().map(|s| s.2).max().unwrap_or(0);
+    let metrics = rt.block_on(scrape(addr));
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let reloads_ok = metric("doorman_reloads_total{result=\"ok\"}");
+    let reloads_failed = metric("doorman_reloads_total{result=\"failed\"}");
+    let disagreed = metric("doorman_shadow_decisions_total{outcome=\"allow_to_deny\"}")
+        + metric("doorman_shadow_decisions_total{outcome=\"deny_to_allow\"}");
+    let shadow_errors = metric("doorman_shadow_decisions_total{outcome=\"error\"}");
+    let logged = std::fs::read_to_string(d("decisions.jsonl")).map_or(0, |t| t.lines().count());
+    println!(
+        "soak: server: {reloads_ok} reloads ok, {reloads_failed} failed (the broken edits), {} decisions, {} decision-log lines dropped, {logged} lines in the log since the last rotation; shadow: {} agreed, {disagreed} disagreed, {shadow_errors} errors, {} skipped",
+        metric("doorman_decisions_total"),
+        metric("doorman_decision_log_dropped_total"),
+        metric("doorman_shadow_decisions_total{outcome=\"agree\"}"),
+        metric("doorman_shadow_skipped_total"),
+    );
     println!(
         "soak: {sent} requests in {:.1} min ({:.0}/s), {failed} failed, {tick} reloads",
         started.elapsed().as_secs_f64() / 60.0,
@@ -625,6 +682,17 @@ fn main() {
     }
     if max_fds > warm_fds + 2 {
         verdict.push(format!("fds grew from {warm_fds} to {max_fds}"));
+    }
+    if reloads_ok < (tick / 2) as f64 {
+        verdict.push(format!("only {reloads_ok} of {tick} reloads took effect"));
+    }
+    if disagreed + shadow_errors > 0.0 {
+        verdict.push(format!(
+            "the shadow (the same policies) disagreed {disagreed} times, refused {shadow_errors}"
+        ));
+    }
+    if logged == 0 {
+        verdict.push("the decision log is empty after rotation".into());
     }
     if growth > 0.05 {
         verdict.push(format!("RSS grew {:.1}%", 100.0 * growth));
