@@ -54,6 +54,10 @@ pub struct ServeArgs {
         default_value_t = 100
     )]
     pub max_batch: usize,
+    /// Most connections served at once (HTTP and Unix socket); at the
+    /// limit new connections wait until one closes.
+    #[arg(long, env = "DOORMAN_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Time a client has to send a request's headers, then its body
     /// (e.g. 30s, 500ms); also how long an idle connection is kept.
     #[arg(long, env = "DOORMAN_READ_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -172,6 +176,7 @@ impl ServeArgs {
         Config {
             max_body: self.max_body,
             max_batch: self.max_batch,
+            max_connections: self.max_connections as usize,
             read_timeout: self.read_timeout,
             shutdown_timeout: self.shutdown_timeout,
             pdp_url: self.authzen_pdp_url.clone(),

@@ -60,6 +60,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use command::{ServeArgs, run_cli};
@@ -93,23 +94,47 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
 
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    // At most this many connections at once: at the limit the loop stops
+    // accepting (the kernel's backlog holds newcomers) until one closes,
+    // as tokio's mini-redis does, instead of running out of descriptors.
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let mut at_limit = false;
     tokio::pin!(shutdown);
     loop {
+        let room = permits.available_permits() > 0;
+        if !room && !at_limit {
+            tracing::warn!(
+                limit = config.max_connections,
+                "connection limit reached; new connections wait until one closes"
+            );
+        }
+        at_limit = !room;
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(listen::Accepted::Tcp(io)) => {
-                    connections.spawn(connection(&builder, &graceful, io, &state));
-                }
-                #[cfg(unix)]
-                Ok(listen::Accepted::Unix(io)) => {
-                    connections.spawn(connection(&builder, &graceful, io, &state));
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+            accepted = listener.accept(), if room => {
+                // Only this loop takes permits, and one is free.
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let served: Pin<Box<dyn Future<Output = ()> + Send>> = match accepted {
+                    Ok(listen::Accepted::Tcp(io)) => {
+                        Box::pin(connection(&builder, &graceful, io, &state))
+                    }
+                    #[cfg(unix)]
+                    Ok(listen::Accepted::Unix(io)) => {
+                        Box::pin(connection(&builder, &graceful, io, &state))
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                connections.spawn(async move {
+                    served.await;
+                    drop(permit);
+                });
             },
             // Reap finished connections so the set does not grow forever.
             Some(done) = connections.join_next(), if !connections.is_empty() => {

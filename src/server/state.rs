@@ -38,6 +38,9 @@ pub struct Config {
     /// Most items in one `/v1/batch_is_authorized` request (or AuthZEN
     /// `evaluations`).
     pub max_batch: usize,
+    /// Most connections served at once; at the limit new ones wait in the
+    /// kernel's backlog until one closes.
+    pub max_connections: usize,
     /// How long a client may take to send a request's headers, and then
     /// its body; also how long a new connection may stay silent.
     pub read_timeout: Duration,
@@ -58,6 +61,7 @@ impl Default for Config {
         Config {
             max_body: 1 << 20,
             max_batch: 100,
+            max_connections: 10_000,
             read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             pdp_url: None,

@@ -378,3 +378,23 @@ fn start_up_failures_exit_1_with_a_reason() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("--workers"), "{log}");
 }
+
+#[tokio::test]
+async fn past_max_connections_a_new_connection_waits_until_one_closes() {
+    let server = Process::start(&["--max-connections", "2"]);
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    assert_eq!(a.get("/healthz").await.status, 200);
+    assert_eq!(b.get("/healthz").await.status, 200);
+    // The third is taken by the kernel's backlog, not served yet.
+    let mut c = server.connect().await;
+    c.write(b"GET /healthz HTTP/1.1\r\nHost: d\r\n\r\n").await;
+    let early = tokio::time::timeout(Duration::from_millis(700), c.read_response()).await;
+    assert!(early.is_err(), "served past the limit: {early:?}");
+    wait_for_log(&server, "connection limit reached");
+    // One closes: the waiting one is served, and the server still answers.
+    drop(a);
+    let r = c.read_response().await.expect("served once a slot frees");
+    assert_eq!(r.status, 200);
+    assert_eq!(b.get("/healthz").await.status, 200);
+}
