@@ -449,7 +449,7 @@ fn reload(dir: &Path, n: u64) {
             )
             .unwrap();
         }
-        _ if (n / 2) % 2 == 0 => {
+        _ if (n / 2).is_multiple_of(2) => {
             std::fs::write(
                 &policy,
                 "@id(\"soak.never\")\nforbid (principal, action, resource) when { false };\n",
