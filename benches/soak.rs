@@ -536,7 +536,7 @@ fn main() {
         .spawn()
         .expect("start doorman serve");
     let pid = child.id();
-    let _server = Server(child);
+    let server = Server(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "doorman serve did not start");
@@ -718,6 +718,8 @@ fn main() {
         println!("soak: PASS");
     } else {
         println!("soak: FAIL: {}", verdict.join("; "));
+        // exit() runs no destructors: stop the server first.
+        drop(server);
         std::process::exit(1);
     }
 }
