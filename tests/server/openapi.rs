@@ -102,6 +102,9 @@ async fn the_document_is_openapi_3_1_with_valid_schemas_and_resolvable_refs() {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/ext/envoy/{path}",
+        "/ext/nginx",
+        "/ext/forward-auth",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
@@ -120,17 +123,30 @@ async fn the_document_is_openapi_3_1_with_valid_schemas_and_resolvable_refs() {
         assert!(doc.pointer(pointer).is_some(), "{r} resolves to nothing");
     }
     // Every operation answers something, names itself, and says which
-    // security applies.
+    // security applies; wrong methods get 405, except at the gateway
+    // checks, which take any method (a proxy sends the original one).
+    let mut ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             assert!(op["operationId"].is_string(), "{method} {path}");
+            assert!(
+                ids.insert(op["operationId"].as_str().unwrap()),
+                "{method} {path}: operation ids are unique"
+            );
             assert!(op["security"].is_array(), "{method} {path}");
             assert!(op["responses"]["200"].is_object(), "{method} {path}");
-            assert!(
+            let gateway = op["tags"] == json!(["gateway"]);
+            assert_eq!(gateway, path.starts_with("/ext/"), "{method} {path}");
+            assert_eq!(
                 op["responses"]["405"].is_object(),
-                "{method} {path}: wrong methods get 405"
+                !gateway,
+                "{method} {path}: wrong methods get 405, but gateways take any"
             );
         }
+    }
+    for path in ["/ext/envoy/{path}", "/ext/forward-auth"] {
+        let methods: Vec<&String> = doc["paths"][path].as_object().unwrap().keys().collect();
+        assert_eq!(methods.len(), 8, "{path} documents every method");
     }
 }
 
@@ -311,5 +327,267 @@ async fn a_guarded_server_documents_its_tokens() {
         documented(&doc, "get", "/v1/status", 401),
         &r.json(),
         "a 401",
+    );
+}
+
+/// The documented operation of a gateway request: `/ext/envoy/…` is the
+/// `/ext/envoy/{path}` template.
+fn gateway_operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let path = path.split('?').next().unwrap();
+    let template = if path.starts_with("/ext/envoy/") {
+        "/ext/envoy/{path}"
+    } else {
+        path
+    };
+    let op = &doc["paths"][template][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {template} is not documented");
+    op
+}
+
+/// Each gateway check, asked as its proxy asks it, against the binary with
+/// the sample route map (and once without one): every status is
+/// documented, every body validates against the schema documented for it,
+/// and every header the document requires on that answer is there.
+#[tokio::test]
+async fn gateway_answers_match_their_documented_schemas() {
+    let g = crate::gateway::Gateway::new();
+    let mut args = load_flags(&g.sources());
+    args.extend(["--routes", g.routes().to_str().unwrap(), "--watch", "off"].map(String::from));
+    let with_routes = Process::start_with(&args);
+    let without_routes = bundled();
+    let ada = format!("Bearer {}", g.token("acme-ada"));
+    let mia = format!("Bearer {}", g.token("acme-mia"));
+    // (server has routes, method, path, headers, expected status)
+    type GatewayCase<'a> = (bool, &'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<GatewayCase> = vec![
+        // Envoy: allow, policy deny, no route, no or a bad credential,
+        // a route that cannot be filled, no route map.
+        (
+            true,
+            "GET",
+            "/ext/envoy/inboxes/acme-support",
+            vec![("authorization", &ada)],
+            200,
+        ),
+        (
+            true,
+            "PUT",
+            "/ext/envoy/companies/acme/billing",
+            vec![("authorization", &mia)],
+            403,
+        ),
+        (true, "TRACE", "/ext/envoy/nowhere", vec![], 403),
+        (true, "GET", "/ext/envoy/inboxes/acme-support", vec![], 401),
+        (
+            true,
+            "GET",
+            "/ext/envoy/inboxes/acme-support",
+            vec![("authorization", "Bearer not.a.token")],
+            401,
+        ),
+        (
+            true,
+            "POST",
+            "/ext/envoy/companies/acme/invitations",
+            vec![("authorization", &ada)],
+            400,
+        ),
+        (
+            true,
+            "POST",
+            "/ext/envoy/companies/acme/invitations?role=agent",
+            vec![("authorization", &ada)],
+            200,
+        ),
+        (
+            false,
+            "GET",
+            "/ext/envoy/inboxes/acme-support",
+            vec![("authorization", &ada)],
+            403,
+        ),
+        // nginx: the original request in headers; bad input is a 403.
+        (
+            true,
+            "GET",
+            "/ext/nginx",
+            vec![
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/inboxes/acme-support"),
+                ("authorization", &ada),
+            ],
+            200,
+        ),
+        (
+            true,
+            "GET",
+            "/ext/nginx",
+            vec![
+                ("x-original-method", "PUT"),
+                ("x-original-uri", "/companies/acme/billing"),
+                ("authorization", &mia),
+            ],
+            403,
+        ),
+        (
+            true,
+            "GET",
+            "/ext/nginx",
+            vec![
+                ("x-original-method", "POST"),
+                ("x-original-uri", "/companies/acme/invitations"),
+                ("authorization", &ada),
+            ],
+            403,
+        ),
+        (
+            true,
+            "GET",
+            "/ext/nginx",
+            vec![
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/inboxes/acme-support"),
+            ],
+            401,
+        ),
+        (true, "GET", "/ext/nginx", vec![], 403),
+        (
+            false,
+            "GET",
+            "/ext/nginx",
+            vec![
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/inboxes/acme-support"),
+            ],
+            403,
+        ),
+        // Traefik and APISIX.
+        (
+            true,
+            "GET",
+            "/ext/forward-auth",
+            vec![
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/inboxes/acme-support"),
+                ("x-forwarded-host", "app.test"),
+                ("authorization", &ada),
+            ],
+            200,
+        ),
+        (
+            true,
+            "POST",
+            "/ext/forward-auth",
+            vec![
+                ("x-forwarded-method", "POST"),
+                ("x-forwarded-uri", "/companies/acme/invitations"),
+                ("authorization", &ada),
+            ],
+            400,
+        ),
+        (
+            true,
+            "PATCH",
+            "/ext/forward-auth",
+            vec![
+                ("x-forwarded-method", "DELETE"),
+                ("x-forwarded-uri", "/inboxes/acme-support"),
+            ],
+            401,
+        ),
+        (
+            true,
+            "OPTIONS",
+            "/ext/forward-auth",
+            vec![("x-forwarded-uri", "/inboxes/acme-support")],
+            403,
+        ),
+    ];
+    let doc = document(&with_routes).await;
+    assert_eq!(
+        doc,
+        document(&without_routes).await,
+        "one document whatever --routes says"
+    );
+    for (routes, method, path, headers, expected) in cases {
+        let server = if routes {
+            &with_routes
+        } else {
+            &without_routes
+        };
+        let r = server
+            .connect()
+            .await
+            .send(method, path, &headers, None)
+            .await;
+        let what = format!("{method} {path} {headers:?} (routes: {routes})");
+        assert_eq!(
+            r.status,
+            expected,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let answer = &gateway_operation(&doc, method, path)["responses"][r.status.to_string()];
+        assert!(answer.is_object(), "{what}: {} is not documented", r.status);
+        for (name, header) in answer["headers"].as_object().into_iter().flatten() {
+            if header["required"] == json!(true) {
+                assert!(r.header(name).is_some(), "{what}: no {name} header");
+            }
+        }
+        assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+        let schema = answer
+            .pointer("/content/application~1json/schema")
+            .unwrap_or_else(|| panic!("{what}: no JSON schema for {}", r.status));
+        assert_valid(&doc, schema, &r.json(), &what);
+    }
+}
+
+/// schemathesis, bounded, through `scripts/api-fuzz` against this build's
+/// binary: the sample route map, token files, every check the script
+/// makes (5xx, status, Content-Type, headers and bodies as documented,
+/// tokens enforced, 405s), and a server that neither dies nor panics. A
+/// fixed seed keeps CI repeatable; `scripts/api-fuzz` alone runs the
+/// generous, random version.
+#[test]
+fn schemathesis_finds_nothing_in_a_bounded_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import schemathesis"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        installed,
+        "schemathesis is not installed: run `pip3 install -r scripts/requirements-api-fuzz.txt` \
+         (.ci/run installs it before the tests)"
+    );
+    let reports = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(root.join("scripts/api-fuzz"))
+        .current_dir(root)
+        .args(["--examples", "15", "--seed", "20261203", "--binary"])
+        .arg(env!("CARGO_BIN_EXE_doorman"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .output()
+        .expect("scripts/api-fuzz runs");
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scripts/api-fuzz:\n{output}");
+    let summary = std::fs::read_to_string(reports.path().join("summary.txt")).unwrap();
+    assert!(summary.contains("result: no findings"), "{summary}");
+    // Every documented operation was selected and tested.
+    let operations = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("Operations:"))
+        .unwrap_or_else(|| panic!("no operation count in\n{summary}"));
+    let counts: Vec<u32> = operations
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[0] == counts[1] && counts[0] >= 31,
+        "{operations}"
     );
 }

@@ -29,7 +29,8 @@ use hyper::StatusCode;
 use tokio::sync::Notify;
 use tonic::{Code, Status};
 
-use super::{Outcome, Reply, check, observed};
+use super::{GatewayAnswer, Outcome, Reply, ReplyBody, check, observed};
+use crate::decide::Decision;
 use crate::gateway::{Headers, Request};
 use crate::server::metrics;
 use crate::server::request_id::{self, Arrival};
@@ -133,7 +134,12 @@ impl Authorization for Service {
                 Code::InvalidArgument,
                 "the CheckRequest has no attributes.request.http",
                 None,
-                serde_json::json!({"decision": "deny", "reason": "no attributes.request.http"}),
+                ReplyBody::Answer(GatewayAnswer {
+                    decision: Decision::Deny,
+                    reason: Some("no attributes.request.http".to_owned()),
+                    reasons: None,
+                    revision: None,
+                }),
             )));
         };
         let headers = CheckHeaders {
@@ -206,7 +212,7 @@ fn denied(
     code: Code,
     reason: &str,
     challenge: Option<&str>,
-    body: serde_json::Value,
+    body: ReplyBody,
 ) -> CheckResponse {
     let mut denied = DeniedHttpResponseBuilder::new();
     denied.set_http_status(http_status(status));
@@ -217,7 +223,8 @@ fn denied(
     if let Some(challenge) = challenge {
         denied.add_header("www-authenticate", challenge, None, false);
     }
-    denied.set_body(body.to_string());
+    // Serializing these types cannot fail (no maps with non-string keys).
+    denied.set_body(serde_json::to_string(&body).unwrap_or_default());
     let mut response = CheckResponse::with_status(Status::new(code, reason));
     response.set_http_response(denied);
     response

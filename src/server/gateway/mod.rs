@@ -29,8 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
 
+use super::error::{ApiError, Code};
 use super::metrics;
 use super::observe::{self, Site};
 use super::request_id::Arrival;
@@ -168,7 +169,45 @@ pub struct Reply {
     pub reason: Option<String>,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<&'static str>,
-    pub body: serde_json::Value,
+    pub body: ReplyBody,
+}
+
+/// The body of a gateway answer: the check's answer, or (no snapshot yet)
+/// the usual error body.
+#[derive(Debug)]
+pub enum ReplyBody {
+    Answer(GatewayAnswer),
+    Error(ApiError),
+}
+
+impl Serialize for ReplyBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ReplyBody::Answer(a) => a.serialize(s),
+            ReplyBody::Error(e) => e.body().serialize(s),
+        }
+    }
+}
+
+/// What a gateway check answers in its body, whatever the status: an
+/// allow, a policy's deny, or a refusal with its reason.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayAnswer {
+    /// `deny` for every refusal (401, 400, 403), not only a policy's.
+    pub decision: Decision,
+    /// Why, when no policy decided: no route matched, no or a bad
+    /// credential, a route that cannot be filled, no route map, a proxy
+    /// that did not send the original request (as `X-Doorman-Reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The policies that determined a decided check (empty for the
+    /// default deny), as `/v1/is_authorized`'s `reasons`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+    /// The snapshot that answered; absent when the proxy did not say what
+    /// the original request was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 const REASON: HeaderName = HeaderName::from_static("x-doorman-reason");
@@ -177,17 +216,22 @@ impl Reply {
     /// `bad_input` is the status for a request that cannot fill its route:
     /// 400, or 403 where the proxy takes nothing else.
     pub fn of(checked: &Checked, bad_input: StatusCode) -> Reply {
-        let revision = checked.revision();
+        let revision = checked.revision().map(str::to_owned);
         let refusal = |status: StatusCode, reason: String| Reply {
             status,
             upstream: vec![],
-            body: json!({"decision": "deny", "reason": reason, "revision": revision}),
+            body: ReplyBody::Answer(GatewayAnswer {
+                decision: Decision::Deny,
+                reason: Some(reason.clone()),
+                reasons: None,
+                revision: revision.clone(),
+            }),
             reason: Some(reason),
             challenge: None,
         };
         match &checked.outcome {
             Outcome::NotReady => Reply {
-                body: json!({"error": {"code": "not_ready", "message": "no policies loaded yet"}}),
+                body: ReplyBody::Error(ApiError::new(Code::NotReady, "no policies loaded yet")),
                 ..refusal(StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
             },
             Outcome::NoRouteMap => refusal(
@@ -199,7 +243,12 @@ impl Reply {
                 upstream: vec![],
                 reason: None,
                 challenge: None,
-                body: json!({"decision": "allow", "reason": "no route matches; unmatched: allow", "revision": revision}),
+                body: ReplyBody::Answer(GatewayAnswer {
+                    decision: Decision::Allow,
+                    reason: Some("no route matches; unmatched: allow".to_owned()),
+                    reasons: None,
+                    revision: revision.clone(),
+                }),
             },
             Outcome::Unmatched { allowed: false } => {
                 refusal(StatusCode::FORBIDDEN, Refusal::NoRoute.reason())
@@ -211,10 +260,11 @@ impl Reply {
             Outcome::Refused(r) => refusal(bad_input, r.reason()),
             Outcome::Invalid { error, .. } => refusal(bad_input, error.to_string()),
             Outcome::Decided { resolved, answer } => {
-                let body = json!({
-                    "decision": answer.decision,
-                    "reasons": answer.reasons,
-                    "revision": revision,
+                let body = ReplyBody::Answer(GatewayAnswer {
+                    decision: answer.decision,
+                    reason: None,
+                    reasons: Some(answer.reasons.clone()),
+                    revision: revision.clone(),
                 });
                 if answer.decision == Decision::Deny {
                     return Reply {
@@ -226,7 +276,7 @@ impl Reply {
                 Reply {
                     status: StatusCode::OK,
                     upstream: map.map_or_else(Vec::new, |m| {
-                        upstream_headers(&m.upstream, resolved, answer, revision)
+                        upstream_headers(&m.upstream, resolved, answer, checked.revision())
                     }),
                     reason: None,
                     challenge: None,

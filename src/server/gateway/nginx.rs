@@ -11,7 +11,8 @@
 use hyper::StatusCode;
 use hyper::http::request::Parts;
 
-use super::{HyperHeaders, Reply, check, observed};
+use super::{GatewayAnswer, HyperHeaders, Reply, ReplyBody, check, observed};
+use crate::decide::Decision;
 use crate::gateway::Request;
 use crate::server::metrics;
 use crate::server::request_id::Arrival;
@@ -40,7 +41,12 @@ pub(super) fn missing(what: &str) -> hyper::Response<Body> {
     Reply {
         status: StatusCode::FORBIDDEN,
         upstream: vec![],
-        body: serde_json::json!({"decision": "deny", "reason": reason}),
+        body: ReplyBody::Answer(GatewayAnswer {
+            decision: Decision::Deny,
+            reason: Some(reason.clone()),
+            reasons: None,
+            revision: None,
+        }),
         reason: Some(reason),
         challenge: None,
     }

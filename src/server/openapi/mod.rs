@@ -14,7 +14,12 @@
 //! `--metrics-auth admin`) requires the `bearer` scheme; one that does not
 //! lists it as optional. It is built per request (it is small and not on any
 //! hot path) from the state's guard.
+//!
+//! The gateway checks ([`gateway`]) are documented whatever the
+//! configuration, as they are routed whatever it is; they say that they
+//! answer only with `serve --routes`.
 
+mod gateway;
 pub mod requests;
 
 use serde_json::{Map, Value, json};
@@ -41,6 +46,9 @@ pub const PATHS: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/ext/envoy/{path}",
+    "/ext/nginx",
+    "/ext/forward-auth",
 ];
 
 /// The document, for a server whose guard reports `auth`.
@@ -63,6 +71,7 @@ pub fn document(auth: AuthView) -> Value {
     collect::<super::admin::Status>(&mut schemas);
     collect::<super::admin::Policies>(&mut schemas);
     collect::<super::admin::Reloaded>(&mut schemas);
+    collect::<super::gateway::GatewayAnswer>(&mut schemas);
     let schemas: Map<String, Value> = schemas
         .into_iter()
         .map(|(name, schema)| (name, to_value(&schema)))
@@ -308,12 +317,16 @@ pub fn document(auth: AuthView) -> Value {
         ),
     );
 
+    for (path, item) in gateway::paths() {
+        add(path, item);
+    }
+
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "doorman",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Cedar authorization sidecar: doorman's own decision API, AuthZEN 1.0, and the operator's endpoints.",
+            "description": "Cedar authorization sidecar: doorman's own decision API, AuthZEN 1.0, the operator's endpoints, and the checks of reverse proxies (with --routes).",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -321,7 +334,8 @@ pub fn document(auth: AuthView) -> Value {
             {"name": "v1", "description": "doorman's own decision API"},
             {"name": "AuthZEN", "description": "AuthZEN 1.0 (OpenID Authorization API)"},
             {"name": "admin", "description": "Status, policies and reloads (--admin-token-file)"},
-            {"name": "health", "description": "Liveness, readiness, metrics and this document"}
+            {"name": "health", "description": "Liveness, readiness, metrics and this document"},
+            gateway::tag()
         ],
         "paths": paths,
         "components": {
@@ -331,7 +345,8 @@ pub fn document(auth: AuthView) -> Value {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A token from --admin-token-file (admin endpoints, and /metrics with --metrics-auth admin) or --auth-token-file (decision endpoints); the two lists are separate."
-                }
+                },
+                "gatewayUser": gateway::scheme()
             },
             "parameters": {
                 "RequestId": {

@@ -103,8 +103,9 @@ pub struct AuthZenEntity {
 pub struct AuthZenSearched {
     #[serde(rename = "type")]
     pub ty: String,
+    /// Ignored, whatever it holds (the spec's searched entity has none).
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<Value>,
     #[serde(default)]
     pub properties: Option<Map<String, Value>>,
 }
@@ -190,9 +191,10 @@ pub struct AuthZenEvaluationsRequest {
 /// A page request: its size, or the token of the page before.
 #[derive(Deserialize, ToSchema)]
 pub struct AuthZenPage {
+    /// Results per page (default 1,000); a larger limit is taken as 1,000.
     #[serde(default)]
     #[schema(minimum = 1)]
-    pub limit: Option<u32>,
+    pub limit: Option<i64>,
     #[serde(default)]
     pub token: Option<String>,
 }
