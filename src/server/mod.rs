@@ -29,7 +29,7 @@
 
 mod admin;
 pub mod auth;
-mod authzen;
+pub(crate) mod authzen;
 mod body;
 mod command;
 pub mod decision_log;
@@ -43,7 +43,7 @@ pub mod request_id;
 mod respond;
 mod routes;
 pub mod state;
-mod v1;
+pub(crate) mod v1;
 mod work;
 
 use std::convert::Infallible;
