@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::fast;
 use crate::decide::{Query, parse_action, parse_uid, uid_from_parts};
 use crate::entity_json::Json;
-use crate::server::error::{ApiError, Code, join, kind};
+use crate::server::error::{ApiError, Code, field_step, join, kind};
 
 /// One authorization question as sent: the whole body of
 /// `/v1/is_authorized`, or one item of a batch.
@@ -209,7 +209,7 @@ fn object(value: Value, path: &str, allowed: &[&str]) -> Result<Map<String, Valu
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::at(
             Code::InvalidField,
-            join(path, unknown),
+            join(path, &field_step(unknown)),
             format!("unknown field (expected {})", allowed.join(", ")),
         ));
     }
@@ -256,7 +256,7 @@ fn entity_ref(value: Option<Value>, field: &str, action: bool) -> Result<EntityU
             if let Some(unknown) = map.keys().next() {
                 return Err(ApiError::at(
                     Code::InvalidField,
-                    join(&field, unknown),
+                    join(&field, &field_step(unknown)),
                     "unknown field (an entity reference has type and id)",
                 ));
             }
@@ -369,6 +369,31 @@ mod tests {
         assert_eq!(
             field_of(parse_item(missing, "")),
             (Code::InvalidField, "action".into())
+        );
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `v1_request`): an unknown field
+    /// named `""` was refused with an empty field path, and a key holding
+    /// a `.` named two fields that do not exist.
+    #[test]
+    fn keys_that_are_not_plain_names_are_named_in_brackets() {
+        let body = br#"{"": "InviteMember", "resource": "Company::\"acme\""}"#;
+        let e = parse_single(body).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::InvalidField, Some(r#"[""]"#))
+        );
+        assert!(e.message.starts_with(r#"[""]: unknown field"#), "{e}");
+        let body = br#"{"requests": [{"principal": {"type": "M", "id": "a", "x.y": 1}}]}"#;
+        let batch = parse_batch_body(body, 5).unwrap();
+        assert_eq!(
+            field_of(batch.requests[0].clone()),
+            (Code::InvalidField, r#"requests[0].principal["x.y"]"#.into())
+        );
+        let repeated = parse_single(br#"{"": {"a": 1, "a": 2}}"#).unwrap_err();
+        assert_eq!(
+            (repeated.code, repeated.field.as_deref()),
+            (Code::InvalidJson, Some(r#"[""]"#))
         );
     }
 
