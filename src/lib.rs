@@ -30,6 +30,9 @@
 //! - [`fmt`], [`diff`]: `doorman fmt`; `doorman diff`, what a policy edit
 //!   changes (over the loaded world, every request, and logged traffic).
 //!
+//! - `fuzzing` (hidden): thin forwarders to the server's private request
+//!   readers, for the fuzz targets in `fuzz/` only; not a stable API.
+//!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and
 //! benchmarks drive the same code the sidecar runs.
 
@@ -41,6 +44,8 @@ pub mod diff;
 pub mod entities;
 pub mod entity_json;
 pub mod fmt;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod load;
 pub mod postgres;

@@ -23,6 +23,7 @@ mod tree;
 pub(crate) use tree::Fields;
 pub(crate) use tree::Json;
 pub(crate) use tree::Repeated;
+pub(crate) use tree::field_step;
 
 /// Cedar entity JSON → a [`Record`] without Cedar's JSON parser.
 ///

@@ -136,7 +136,7 @@ impl<'a> Json<'a> {
                 fields
                     .list
                     .iter()
-                    .find_map(|(k, v)| v.repeated_key().map(|r| r.under(k)))
+                    .find_map(|(k, v)| v.repeated_key().map(|r| r.under(&field_step(k))))
             }
             _ => None,
         }
@@ -170,9 +170,25 @@ pub(crate) struct Repeated {
     pub(crate) key: String,
 }
 
+/// An object key as one step of a field path: the key itself when it is
+/// a plain name, else the key as a JSON string in brackets (`[""]`,
+/// `["a.b"]`), so that an empty key, or one holding the path's own `.`
+/// and `[`, still names one field, and names it unmistakably.
+pub(crate) fn field_step(key: &str) -> Cow<'_, str> {
+    let plain = !key.is_empty()
+        && !key.chars().any(|c| {
+            matches!(c, '.' | '[' | ']' | '"' | '\\') || c.is_whitespace() || c.is_control()
+        });
+    if plain {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("[{}]", Value::String(key.to_owned())))
+    }
+}
+
 impl Repeated {
-    /// The same key seen from one level up, where `step` (a key, or `[i]`
-    /// for an array item) leads to the object.
+    /// The same key seen from one level up, where `step` (a key's
+    /// [`field_step`], or `[i]` for an array item) leads to the object.
     fn under(mut self, step: &str) -> Repeated {
         let joint = if self.path.is_empty() || self.path.starts_with('[') {
             ""

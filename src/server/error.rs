@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::clip::{FIELD_CHARS, MESSAGE_CHARS, clip, clip_owned};
 use crate::entity_json::Repeated;
+pub(crate) use crate::entity_json::field_step;
 
 /// What kind of mistake; the `code` string of an error answer.
 ///
@@ -173,10 +174,14 @@ impl ApiError {
 }
 
 /// `field` inside `path` (`requests[2]` + `principal`): how every error
-/// names the part of a request at fault.
+/// names the part of a request at fault. A key from the request goes
+/// through [`field_step`] first, so that any key names one field
+/// (`[""]`, `context["a.b"]`).
 pub fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
+    } else if field.starts_with('[') {
+        format!("{path}{field}")
     } else {
         format!("{path}.{field}")
     }

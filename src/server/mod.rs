@@ -31,7 +31,7 @@
 
 mod admin;
 pub mod auth;
-mod authzen;
+pub(crate) mod authzen;
 mod body;
 mod command;
 pub mod decision_log;
@@ -46,7 +46,7 @@ mod respond;
 mod routes;
 pub mod shadow;
 pub mod state;
-mod v1;
+pub(crate) mod v1;
 mod work;
 
 use std::convert::Infallible;

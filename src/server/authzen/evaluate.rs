@@ -36,7 +36,7 @@ use crate::server::state::State;
 use crate::snapshot::Snapshot;
 
 /// `/access/v1/evaluation`.
-pub(super) fn single(
+pub(crate) fn single(
     state: &State,
     body: &Bytes,
     explain: bool,
@@ -75,7 +75,7 @@ fn site<'a>(
 }
 
 /// `/access/v1/evaluations`.
-pub(super) fn batch(
+pub(crate) fn batch(
     state: &State,
     body: &Bytes,
     explain: bool,

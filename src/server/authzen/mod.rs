@@ -25,11 +25,11 @@
 //! own API ([`super::work`]): one small evaluation in place, batches and
 //! searches on the blocking pool.
 
-pub(super) mod evaluate;
+pub(crate) mod evaluate;
 pub(super) mod metadata;
 mod question;
 mod read;
-pub(super) mod search;
+pub(crate) mod search;
 mod token;
 
 use std::sync::Arc;

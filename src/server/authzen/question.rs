@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::read::{self, Action, Context, Entity, Path};
 use crate::decide::{Query, QueryError, uid_from_parts};
 use crate::entities::Overlay;
-use crate::server::error::{ApiError, Code, join};
+use crate::server::error::{ApiError, Code, field_step, join};
 use crate::snapshot::Snapshot;
 
 /// A subject or resource as Cedar sees it.
@@ -114,7 +114,7 @@ pub(super) fn context(
             if map.contains_key(key) {
                 return Err(ApiError::at(
                     Code::InvalidField,
-                    join(&at, key),
+                    join(&at, &field_step(key)),
                     "is also a key of context: give it in one place",
                 ));
             }

@@ -56,7 +56,7 @@ pub(super) const BUDGET: NonZeroUsize = NonZeroUsize::new(20_000).unwrap();
 
 /// What an endpoint searches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Subject,
     Resource,
     Action,
@@ -72,7 +72,7 @@ impl Kind {
     }
 }
 
-pub(super) fn answer(state: &State, kind: Kind, body: &Bytes) -> Response<Body> {
+pub(crate) fn answer(state: &State, kind: Kind, body: &Bytes) -> Response<Body> {
     let answer = read::body(body).and_then(|json| {
         let top = read::object(&json, "")?;
         let snapshot = state.snapshot().ok_or_else(|| not_ready(state))?;

@@ -229,11 +229,11 @@ fn convert(w: WireItem<'_>) -> Option<Item<'_>> {
     })
 }
 
-pub(super) fn item(body: &[u8]) -> Option<Item<'_>> {
+pub(crate) fn item(body: &[u8]) -> Option<Item<'_>> {
     convert(serde_json::from_slice::<Object<WireItem<'_>>>(body).ok()?.0)
 }
 
-pub(super) fn batch(body: &[u8], max_batch: usize) -> Option<ReadBatch<'_>> {
+pub(crate) fn batch(body: &[u8], max_batch: usize) -> Option<ReadBatch<'_>> {
     let Object(wire) = serde_json::from_slice::<Object<WireBatch<'_>>>(body).ok()?;
     if wire.requests.len() > max_batch {
         return None;

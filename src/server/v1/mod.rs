@@ -14,8 +14,8 @@
 //! are [`answer`].
 
 pub(super) mod answer;
-mod fast;
-mod read;
+pub(crate) mod fast;
+pub(crate) mod read;
 
 use std::sync::Arc;
 
@@ -108,32 +108,16 @@ fn answer_batch(state: &State, body: &Bytes, arrival: &Arrival) -> Response<Body
     let Some(snapshot) = state.snapshot() else {
         return refuse(&not_ready(state));
     };
-    let ReadBatch { requests, entities } = batch;
-    // Shared entities are parsed once for the whole batch; each item's own
-    // entities are layered over them.
-    let shared = match entities.as_ref().map(|e| overlay(&snapshot, e)).transpose() {
-        Ok(o) => o,
+    let decided = match decide_batch(&snapshot, batch) {
+        Ok(d) => d,
         Err(e) => return refuse(&e),
     };
-    state.metrics().batch(requests.len());
+    state.metrics().batch(decided.len());
     // The queries outlive the answers' serialization only to be logged.
-    let mut queries: Vec<Option<Query>> = Vec::with_capacity(requests.len());
-    let responses: Vec<Outcome> = requests
+    let (responses, queries): (Vec<Outcome>, Vec<Option<Query>>) = decided
         .into_iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Ok(item) => {
-                let answer = decide(&snapshot, &item, shared.as_ref())
-                    .map_err(|e| e.within(&format!("requests[{i}]")));
-                queries.push(Some(item.query));
-                answer.into()
-            }
-            Err(e) => {
-                queries.push(None);
-                Outcome::Error(e)
-            }
-        })
-        .collect();
+        .map(|(answer, query)| (answer.into(), query))
+        .unzip();
     let response = respond(
         StatusCode::OK,
         &BatchDecided {
@@ -160,10 +144,38 @@ fn answer_batch(state: &State, body: &Bytes, arrival: &Arrival) -> Response<Body
     response
 }
 
+/// Answers every item of a batch: each item's answer or refusal (its
+/// fields placed within `requests[i]`), with its query when it had one.
+/// Refused whole only when the shared entities do not parse.
+pub(crate) fn decide_batch(
+    snapshot: &Snapshot,
+    batch: ReadBatch<'_>,
+) -> Result<Vec<(Result<Answer, ApiError>, Option<Query>)>, ApiError> {
+    let ReadBatch { requests, entities } = batch;
+    // Shared entities are parsed once for the whole batch; each item's own
+    // entities are layered over them.
+    let shared = entities
+        .as_ref()
+        .map(|e| overlay(snapshot, e))
+        .transpose()?;
+    Ok(requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Ok(item) => {
+                let answer = decide(snapshot, &item, shared.as_ref())
+                    .map_err(|e| e.within(&format!("requests[{i}]")));
+                (answer, Some(item.query))
+            }
+            Err(e) => (Err(e), None),
+        })
+        .collect())
+}
+
 /// Answers one item. Errors name fields relative to the item; a batch
 /// places them with [`ApiError::within`] (only when there is an error, so
 /// an answered item costs no path string).
-fn decide(
+pub(crate) fn decide(
     snapshot: &Snapshot,
     item: &Item<'_>,
     shared: Option<&Overlay>,

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::fast;
 use crate::decide::{Query, parse_action, parse_uid, uid_from_parts};
 use crate::entity_json::Json;
-use crate::server::error::{ApiError, Code, join, kind};
+use crate::server::error::{ApiError, Code, field_step, join, kind};
 
 /// One authorization question as sent: the whole body of
 /// `/v1/is_authorized`, or one item of a batch.
@@ -78,6 +78,11 @@ pub fn parse_single(body: &[u8]) -> Result<Item<'_>, ApiError> {
     if let Some(item) = fast::item(body) {
         return Ok(item);
     }
+    walk_single(body)
+}
+
+/// [`parse_single`] by the walk alone, without trying the typed reader.
+pub fn walk_single(body: &[u8]) -> Result<Item<'static>, ApiError> {
     parse_body(body).and_then(|v| parse_item(v, ""))
 }
 
@@ -88,6 +93,11 @@ pub fn parse_batch_body(body: &[u8], max_batch: usize) -> Result<ReadBatch<'_>, 
     if let Some(batch) = fast::batch(body, max_batch) {
         return Ok(batch);
     }
+    walk_batch(body, max_batch)
+}
+
+/// [`parse_batch_body`] by the walk alone, without trying the typed reader.
+pub fn walk_batch(body: &[u8], max_batch: usize) -> Result<ReadBatch<'static>, ApiError> {
     let Batch { requests, entities } = parse_body(body).and_then(|v| parse_batch(v, max_batch))?;
     let requests = requests
         .into_iter()
@@ -199,7 +209,7 @@ fn object(value: Value, path: &str, allowed: &[&str]) -> Result<Map<String, Valu
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::at(
             Code::InvalidField,
-            join(path, unknown),
+            join(path, &field_step(unknown)),
             format!("unknown field (expected {})", allowed.join(", ")),
         ));
     }
@@ -246,7 +256,7 @@ fn entity_ref(value: Option<Value>, field: &str, action: bool) -> Result<EntityU
             if let Some(unknown) = map.keys().next() {
                 return Err(ApiError::at(
                     Code::InvalidField,
-                    join(&field, unknown),
+                    join(&field, &field_step(unknown)),
                     "unknown field (an entity reference has type and id)",
                 ));
             }
@@ -362,6 +372,31 @@ mod tests {
         );
     }
 
+    /// Found by fuzzing (`fuzz/`, target `v1_request`): an unknown field
+    /// named `""` was refused with an empty field path, and a key holding
+    /// a `.` named two fields that do not exist.
+    #[test]
+    fn keys_that_are_not_plain_names_are_named_in_brackets() {
+        let body = br#"{"": "InviteMember", "resource": "Company::\"acme\""}"#;
+        let e = parse_single(body).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::InvalidField, Some(r#"[""]"#))
+        );
+        assert!(e.message.starts_with(r#"[""]: unknown field"#), "{e}");
+        let body = br#"{"requests": [{"principal": {"type": "M", "id": "a", "x.y": 1}}]}"#;
+        let batch = parse_batch_body(body, 5).unwrap();
+        assert_eq!(
+            field_of(batch.requests[0].clone()),
+            (Code::InvalidField, r#"requests[0].principal["x.y"]"#.into())
+        );
+        let repeated = parse_single(br#"{"": {"a": 1, "a": 2}}"#).unwrap_err();
+        assert_eq!(
+            (repeated.code, repeated.field.as_deref()),
+            (Code::InvalidJson, Some(r#"[""]"#))
+        );
+    }
+
     #[test]
     fn batches_over_the_limit_are_refused_whole() {
         let body = json!({"requests": [{}, {}, {}]});
@@ -380,7 +415,7 @@ mod tests {
     /// all: compared on bodies that take it and bodies it must hand over.
     #[test]
     fn the_typed_reader_agrees_with_the_walk() {
-        let slow = |b: &str| parse_body(b.as_bytes()).and_then(|v| parse_item(v, ""));
+        let slow = |b: &str| walk_single(b.as_bytes());
         let taken = [
             r#"{"principal": {"type": "Member", "id": "ann"}, "action": {"type": "Action", "id": "ViewInbox"}, "resource": {"id": "lobby", "type": "Inbox"}, "context": {}}"#,
             r#"{"principal": "Member::\"ann\"", "action": "ViewInbox", "resource": " Inbox::\"lobby\" ", "context": null}"#,

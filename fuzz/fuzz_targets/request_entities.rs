@@ -1,0 +1,495 @@
+//! Request-scoped entities layered over the bundled store, against Cedar's
+//! plain `Authorizer` on the merged data.
+//!
+//! The library answers a request with entities of its own from a small
+//! per-request view (`src/view.rs`): the store seen through the request's
+//! entities (`src/entities.rs`), ancestors walked through the merged
+//! hierarchy. The reference is what `tests/slicing.rs` and
+//! `tests/store.rs` compare with: the stored entities with the request's
+//! replacing those of the same UID, read by Cedar with the schema, and
+//! Cedar's `Authorizer` on the whole policy set, the request built and
+//! validated as the library documents.
+//!
+//! The first byte chooses the input's reading: even, the rest is a JSON
+//! question (`{"principal", "action", "resource", "context", "entities"}`,
+//! references in Cedar's text form or `{"type", "id"}`); odd, the rest is
+//! raw material for [`arbitrary`]: a question and entities built from the
+//! sample world's UIDs, attribute names and values, each entity a stored
+//! one edited (attributes set or dropped, parents changed: moves and
+//! cycles) or a new one. Bit 1 chooses the snapshot: the bundled one, or
+//! the same answered through views only.
+//!
+//! Asserted, beyond not panicking: when both sides accept the request,
+//! the answers are equal (decision, determining policies, policies that
+//! failed to evaluate, with their messages); and one side refuses the
+//! request entities exactly when the other does (a cycle, a type the
+//! schema does not allow), except that doorman refuses a UID given twice
+//! even when both copies are equal (as its loader refuses an entity
+//! defined twice), which Cedar takes.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, Request, Schema};
+use doorman::decide::{parse_action, parse_uid, uid_from_parts};
+use doorman::{Answer, Query, Snapshot};
+use doorman_fuzz::{bundled, bundled_views, check_answer, root};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value, json};
+
+/// The sample world as entity JSON, and the pools the structured inputs
+/// pick from.
+struct World {
+    items: Vec<Value>,
+    uids: Vec<(String, String)>,
+    actions: Vec<String>,
+    types: Vec<String>,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("fixtures/entities/world.yaml"))
+            .expect("the sample world");
+        let items: Vec<Value> = serde_saphyr::from_str(&text).expect("the sample world is YAML");
+        let uids = items
+            .iter()
+            .map(|i| {
+                let uid = &i["uid"];
+                (
+                    uid["type"].as_str().unwrap_or_default().to_owned(),
+                    uid["id"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let schema = schema();
+        let mut actions: Vec<String> = schema
+            .actions()
+            .map(|a| a.id().unescaped().to_owned())
+            .collect();
+        actions.sort();
+        let mut types: Vec<String> = schema.entity_types().map(ToString::to_string).collect();
+        types.sort();
+        types.push("Action".to_owned());
+        types.push("Ghost".to_owned());
+        World {
+            items,
+            uids,
+            actions,
+            types,
+        }
+    })
+}
+
+fn schema() -> &'static Schema {
+    bundled().schema().expect("the bundled model has a schema")
+}
+
+const ATTRS: &[&str] = &[
+    "company",
+    "email",
+    "kind",
+    "labels",
+    "archived",
+    "anonymous",
+    "inboxes",
+    "agents",
+    "stores",
+    "grants",
+    "private",
+    "store",
+    "has_recording",
+    "name",
+    "managers_can_invite_admins",
+    "admin_count",
+    "role",
+    "expires_at",
+    "revoked",
+    "ghost",
+];
+
+const STRINGS: &[&str] = &[
+    "team",
+    "customer",
+    "admin",
+    "manager",
+    "agent",
+    "member",
+    "store_member",
+    "edit_agents",
+    "advanced_editor",
+    "crm",
+    "billable_minutes",
+    "recordings",
+    "vip",
+    "",
+    "2026-11-25T09:00:00Z",
+    "2026-01-01",
+    "2027-01-01T00:00:00Z",
+    "1.5",
+    "x@acme.test",
+    "acme",
+    "globex",
+];
+
+const IDS: &[&str] = &["new", "acme", "globex", "acme-ada", "x", ""];
+
+// ------------------------------------------------------------- structured
+
+#[derive(Arbitrary, Debug)]
+enum Ref {
+    Stored(u8),
+    New(u8, u8),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Scalar {
+    Bool(bool),
+    Long(i64),
+    Str(u8),
+    Entity(Ref),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Val {
+    One(Scalar),
+    Set(Vec<Scalar>),
+    Record(Vec<(u8, Scalar)>),
+    Extension(u8, u8),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Edit {
+    Set(u8, Val),
+    Drop(u8),
+    Parents(Vec<Ref>),
+    AddParent(Ref),
+    Tag(u8, Scalar),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Given {
+    uid: Ref,
+    /// Start from the stored entity of that UID, if there is one.
+    keep: bool,
+    edits: Vec<Edit>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Built {
+    principal: Ref,
+    action: u8,
+    resource: Ref,
+    context: Vec<(u8, Val)>,
+    entities: Vec<Given>,
+}
+
+fn pick<'a, T>(items: &'a [T], i: u8) -> &'a T {
+    &items[usize::from(i) % items.len()]
+}
+
+impl Ref {
+    fn parts(&self) -> (String, String) {
+        let w = world();
+        match self {
+            Ref::Stored(i) => pick(&w.uids, *i).clone(),
+            Ref::New(t, id) => (pick(&w.types, *t).clone(), pick(IDS, *id).to_string()),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let (t, id) = self.parts();
+        json!({"type": t, "id": id})
+    }
+}
+
+impl Scalar {
+    fn json(&self) -> Value {
+        match self {
+            Scalar::Bool(b) => json!(b),
+            Scalar::Long(n) => json!(n),
+            Scalar::Str(i) => json!(pick(STRINGS, *i)),
+            Scalar::Entity(r) => json!({"__entity": r.json()}),
+        }
+    }
+}
+
+impl Val {
+    fn json(&self) -> Value {
+        match self {
+            Val::One(s) => s.json(),
+            Val::Set(items) => Value::Array(items.iter().map(Scalar::json).collect()),
+            Val::Record(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (pick(ATTRS, *k).to_string(), v.json()))
+                    .collect(),
+            ),
+            Val::Extension(f, arg) => {
+                let f = pick(&["datetime", "decimal", "ip", "duration"], *f);
+                json!({"__extn": {"fn": f, "arg": pick(STRINGS, *arg)}})
+            }
+        }
+    }
+}
+
+impl Given {
+    fn json(&self) -> Value {
+        let (t, id) = self.uid.parts();
+        let stored = self
+            .keep
+            .then(|| {
+                world()
+                    .items
+                    .iter()
+                    .find(|i| i["uid"]["type"] == t.as_str() && i["uid"]["id"] == id.as_str())
+            })
+            .flatten();
+        let mut item = stored
+            .cloned()
+            .unwrap_or_else(|| json!({"attrs": {}, "parents": []}));
+        item["uid"] = json!({"type": t, "id": id});
+        for edit in &self.edits {
+            match edit {
+                Edit::Set(k, v) => {
+                    item["attrs"][pick(ATTRS, *k)] = v.json();
+                }
+                Edit::Drop(k) => {
+                    if let Some(attrs) = item["attrs"].as_object_mut() {
+                        attrs.remove(*pick(ATTRS, *k));
+                    }
+                }
+                Edit::Parents(parents) => {
+                    item["parents"] = Value::Array(parents.iter().map(Ref::json).collect());
+                }
+                Edit::AddParent(p) => {
+                    if let Some(parents) = item["parents"].as_array_mut() {
+                        parents.push(p.json());
+                    }
+                }
+                Edit::Tag(k, v) => {
+                    item["tags"][pick(ATTRS, *k)] = v.json();
+                }
+            }
+        }
+        item
+    }
+}
+
+impl Built {
+    fn question(&self) -> (Query, Vec<Value>) {
+        let uid = |r: &Ref| {
+            let (t, id) = r.parts();
+            uid_from_parts(&t, &id).expect("pool UIDs are well formed")
+        };
+        let context: Map<String, Value> = self
+            .context
+            .iter()
+            .map(|(k, v)| (pick(ATTRS, *k).to_string(), v.json()))
+            .collect();
+        let query = Query {
+            principal: uid(&self.principal),
+            action: uid_from_parts("Action", pick(&world().actions, self.action).as_str())
+                .expect("an action"),
+            resource: uid(&self.resource),
+            context: Value::Object(context),
+        };
+        (query, self.entities.iter().map(Given::json).collect())
+    }
+}
+
+// ------------------------------------------------------------------- JSON
+
+fn from_json(bytes: &[u8]) -> Option<(Query, Vec<Value>)> {
+    let Value::Object(mut q) = serde_json::from_slice(bytes).ok()? else {
+        return None;
+    };
+    let reference = |v: Option<Value>, action: bool| -> Option<EntityUid> {
+        match v? {
+            Value::String(s) if action => parse_action(&s).ok(),
+            Value::String(s) => parse_uid(&s).ok(),
+            Value::Object(o) => {
+                uid_from_parts(o.get("type")?.as_str()?, o.get("id")?.as_str()?).ok()
+            }
+            _ => None,
+        }
+    };
+    let query = Query {
+        principal: reference(q.remove("principal"), false)?,
+        action: reference(q.remove("action"), true)?,
+        resource: reference(q.remove("resource"), false)?,
+        context: match q.remove("context") {
+            None | Some(Value::Null) => json!({}),
+            Some(c @ Value::Object(_)) => c,
+            Some(_) => return None,
+        },
+    };
+    let entities = match q.remove("entities") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items,
+        Some(_) => return None,
+    };
+    Some((query, entities))
+}
+
+// ---------------------------------------------------------------- compare
+
+/// What both sides must agree on: reasons and errors sorted (only doorman
+/// promises an order; its order is checked by `check_answer`).
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    allow: bool,
+    reasons: Vec<String>,
+    errors: Vec<(String, String)>,
+}
+
+impl Outcome {
+    fn of_answer(a: &Answer) -> Outcome {
+        let mut reasons = a.reasons.clone();
+        reasons.sort();
+        let mut errors: Vec<(String, String)> = a
+            .errors
+            .iter()
+            .map(|e| (e.policy.clone(), e.message.clone()))
+            .collect();
+        errors.sort();
+        Outcome {
+            allow: a.decision == doorman::Decision::Allow,
+            reasons,
+            errors,
+        }
+    }
+
+    fn of_cedar(r: &cedar_policy::Response) -> Outcome {
+        let mut reasons: Vec<String> = r.diagnostics().reason().map(ToString::to_string).collect();
+        reasons.sort();
+        let mut errors: Vec<(String, String)> = r
+            .diagnostics()
+            .errors()
+            .map(|e| match e {
+                cedar_policy::AuthorizationError::PolicyEvaluationError(err) => {
+                    let message = err.inner().to_string();
+                    // doorman clips messages (they may quote the request).
+                    let clipped = doorman::clip::clip(&message, doorman::clip::MESSAGE_CHARS);
+                    (err.policy_id().to_string(), clipped.into_owned())
+                }
+            })
+            .collect();
+        errors.sort();
+        Outcome {
+            allow: r.decision() == cedar_policy::Decision::Allow,
+            reasons,
+            errors,
+        }
+    }
+}
+
+/// Where a side refused, if it did.
+#[derive(Debug)]
+enum Refused {
+    /// The request entities (or their merge with the stored ones).
+    Entities(String),
+    /// The request itself (its types, its context).
+    Request,
+}
+
+fn ours(snapshot: &Snapshot, query: &Query, entities: &[Value]) -> Result<Answer, Refused> {
+    let overlay = snapshot
+        .overlay(Value::Array(entities.to_vec()))
+        .map_err(|e| Refused::Entities(e.to_string()))?;
+    snapshot.decide_with(query, &[&overlay]).map_err(|e| {
+        if e.field.starts_with("entities") {
+            Refused::Entities(e.to_string())
+        } else {
+            Refused::Request
+        }
+    })
+}
+
+fn cedar(snapshot: &Snapshot, query: &Query, entities: &[Value]) -> Result<Outcome, Refused> {
+    let schema = schema();
+    let uid_of = |item: &Value| EntityUid::from_json(item["uid"].clone()).ok();
+    let given: Vec<Option<EntityUid>> = entities.iter().map(uid_of).collect();
+    let merged: Vec<Value> = world()
+        .items
+        .iter()
+        .filter(|i| {
+            let uid = uid_of(i);
+            !given.iter().any(|g| g.is_some() && *g == uid)
+        })
+        .chain(entities)
+        .cloned()
+        .collect();
+    let entities = Entities::from_json_value(Value::Array(merged), Some(schema))
+        .map_err(|e| Refused::Entities(e.to_string()))?;
+    let context = Context::from_json_value(query.context.clone(), Some((schema, &query.action)))
+        .map_err(|_| Refused::Request)?;
+    let request = Request::new(
+        query.principal.clone(),
+        query.action.clone(),
+        query.resource.clone(),
+        context,
+        Some(schema),
+    )
+    .map_err(|_| Refused::Request)?;
+    let response = Authorizer::new().is_authorized(&request, snapshot.policy_set(), &entities);
+    Ok(Outcome::of_cedar(&response))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&choice, rest)) = data.split_first() else {
+        return;
+    };
+    let question = if choice & 1 == 0 {
+        from_json(rest)
+    } else {
+        Built::arbitrary_take_rest(Unstructured::new(rest))
+            .ok()
+            .map(|b| b.question())
+    };
+    let Some((query, entities)) = question else {
+        return;
+    };
+    let snapshot = if choice & 2 == 0 {
+        bundled()
+    } else {
+        bundled_views()
+    };
+    let got = ours(snapshot, &query, &entities);
+    if let Ok(answer) = &got {
+        check_answer(snapshot, answer);
+    }
+    // A UID given twice: doorman refuses it as its loader refuses an
+    // entity defined twice, where Cedar takes two identical copies.
+    let uids: Vec<EntityUid> = entities
+        .iter()
+        .filter_map(|i| EntityUid::from_json(i["uid"].clone()).ok())
+        .collect();
+    if (1..uids.len()).any(|i| uids[..i].contains(&uids[i])) {
+        assert!(
+            matches!(got, Err(Refused::Entities(_))),
+            "a UID given twice, and answered: {got:?}"
+        );
+        return;
+    }
+    let expected = cedar(snapshot, &query, &entities);
+    match (&got, &expected) {
+        (Ok(g), Ok(e)) => assert_eq!(
+            &Outcome::of_answer(g),
+            e,
+            "doorman (left) and Cedar (right) differ\n{query:?}\n{entities:#?}"
+        ),
+        (Err(Refused::Entities(_)), Err(Refused::Entities(_))) => {}
+        (Err(Refused::Entities(ours)), Ok(_)) => {
+            panic!("doorman refuses entities Cedar takes: {ours}\n{query:?}\n{entities:#?}")
+        }
+        (Ok(_), Err(Refused::Entities(theirs))) => {
+            panic!("Cedar refuses entities doorman takes: {theirs}\n{query:?}\n{entities:#?}")
+        }
+        // A request either side refuses for itself: nothing to compare
+        // (which refusal comes first depends on the order of the checks).
+        _ => {}
+    }
+});
