@@ -22,7 +22,7 @@ pub mod v1 {
     use crate::decide::{Answer, Query};
     use crate::server::ApiError;
     use crate::server::v1::read::{Item, ReadBatch};
-    use crate::server::v1::{self as server_v1, fast, read};
+    use crate::server::v1::{self as server_v1, ItemOutcomes, fast, read};
     use crate::snapshot::Snapshot;
 
     /// One question as a reader read it (its query and its request
@@ -98,10 +98,7 @@ pub mod v1 {
 
     /// A batch answered as `/v1/batch_is_authorized` answers it: each
     /// item's answer or refusal, with its query.
-    pub fn decide_batch(
-        snapshot: &Snapshot,
-        batch: Batch<'_>,
-    ) -> Result<Vec<(Result<Answer, ApiError>, Option<Query>)>, ApiError> {
+    pub fn decide_batch(snapshot: &Snapshot, batch: Batch<'_>) -> Result<ItemOutcomes, ApiError> {
         server_v1::decide_batch(snapshot, batch.0)
     }
 }

@@ -144,13 +144,17 @@ fn answer_batch(state: &State, body: &Bytes, arrival: &Arrival) -> Response<Body
     response
 }
 
+/// Each item of a batch: its answer or refusal, with its query when it had
+/// one.
+pub type ItemOutcomes = Vec<(Result<Answer, ApiError>, Option<Query>)>;
+
 /// Answers every item of a batch: each item's answer or refusal (its
 /// fields placed within `requests[i]`), with its query when it had one.
 /// Refused whole only when the shared entities do not parse.
 pub(crate) fn decide_batch(
     snapshot: &Snapshot,
     batch: ReadBatch<'_>,
-) -> Result<Vec<(Result<Answer, ApiError>, Option<Query>)>, ApiError> {
+) -> Result<ItemOutcomes, ApiError> {
     let ReadBatch { requests, entities } = batch;
     // Shared entities are parsed once for the whole batch; each item's own
     // entities are layered over them.
