@@ -131,6 +131,28 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The character column of a position serde_json reports as `line` and
+/// `byte_column` (both 1-based; serde_json counts the column in bytes, so
+/// on a line with multi-byte characters before the error its column would
+/// point past the character, or past the end of the line). 0 stays 0: the
+/// line alone is known.
+pub fn char_column(source: &str, line: usize, byte_column: usize) -> usize {
+    let Some(text) = line.checked_sub(1).and_then(|l| source.split('\n').nth(l)) else {
+        return 0;
+    };
+    if byte_column == 0 {
+        return 0;
+    }
+    let before = floor_char_boundary(text, (byte_column - 1).min(text.len()));
+    text[..before].chars().count() + 1
+}
+
+/// `message` without serde_json's ` at line L column C`, for a diagnostic
+/// that gives the position itself (in characters, see [`char_column`]).
+pub fn without_json_position(message: &str, line: usize, byte_column: usize) -> String {
+    message.replace(&format!(" at line {line} column {byte_column}"), "")
+}
+
 /// [`line_col`] for increasing offsets into one text, counting each byte
 /// once: a file of thousands of policies would otherwise be rescanned from
 /// its start for every policy (quadratic; 3.2 s for 10,000 policies).
@@ -315,6 +337,30 @@ mod tests {
         let line = text.lines().nth(3).unwrap();
         let column = line.find("};").unwrap();
         assert_eq!(d.column, line[..column].chars().count() + 1, "{d}");
+    }
+
+    #[test]
+    fn serde_json_byte_columns_become_character_columns() {
+        let text = "[\n  {\"éé\": x}\n]";
+        let e = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+        assert_eq!((e.line(), e.column()), (2, 12));
+        let x = text.lines().nth(1).unwrap().find('x').unwrap();
+        assert_eq!(
+            char_column(text, 2, 12),
+            text.lines().nth(1).unwrap()[..x].chars().count() + 1
+        );
+        assert_eq!(char_column(text, 2, 12), 10);
+        assert_eq!(char_column(text, 1, 1), 1);
+        // Unknown stays unknown; a line that is not there is unknown too.
+        assert_eq!(char_column(text, 2, 0), 0);
+        assert_eq!(char_column(text, 0, 5), 0);
+        assert_eq!(char_column(text, 9, 5), 0);
+        // A column past the end of the line stops just after it.
+        assert_eq!(char_column(text, 3, 40), 2);
+        assert_eq!(
+            without_json_position(&e.to_string(), e.line(), e.column()),
+            "expected value"
+        );
     }
 
     #[test]

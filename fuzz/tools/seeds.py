@@ -140,6 +140,10 @@ put('loader', bytes([3]) + j({"App": {"commonTypes": {"Name": {"type": "String"}
 # a few texts with multi-byte characters before an error, for columns
 put('loader', bytes([0]) + 'permit (principal, action, resource) when { "é" == "é" && resource.privat };\n'.encode())
 put('loader', bytes([4]) + '[\n  {"uid": {"type": "Inbox", "id": "é"}, "attrs": {"é": 1}, "parents": []}\n]\n'.encode())
+# serde_json counts columns in bytes: errors after multi-byte characters
+put('loader', bytes([7]) + '[{"request": "ééééé" x}]'.encode())
+put('loader', bytes([4]) + '[{"uid": "ééééé" x}]'.encode())
+put('loader', bytes([3]) + '{"éééé": x}'.encode())
 put('loader', bytes([7]) + '[{"request": {"principal": "User::\\"é\\"", "action": "Action::\\"view\\"", "resource": "Photo::\\"a\\""}, "entities": [], "decision": "allow", "reason": []}]'.encode())
 
 # ------------------------------------------------------------------- authzen

@@ -384,7 +384,10 @@ impl<'s> Parser<'s> {
                 return Err(vec![if message.contains("a list of entities") {
                     not_a_list(path)
                 } else {
-                    Diagnostic::new(path, e.line(), e.column(), message)
+                    let (line, bytes) = (e.line(), e.column());
+                    let column = crate::diag::char_column(text, line, bytes);
+                    let message = crate::diag::without_json_position(&message, line, bytes);
+                    Diagnostic::new(path, line, column, message)
                 }]);
             }
         }

@@ -644,7 +644,9 @@ fn json_schema_diagnostic(file: &Path, text: &str, e: &dyn miette::Diagnostic) -
         && let Some((l, c)) = parse_serde_location(&message)
     {
         d.line = l;
-        d.column = c;
+        d.column = crate::diag::char_column(text, l, c);
+        d.message = crate::diag::without_json_position(&d.message, l, c);
+        d.rendered = crate::diag::without_json_position(&d.rendered, l, c);
     }
     d
 }
@@ -880,6 +882,43 @@ mod tests {
             Some((3, 7))
         );
         assert_eq!(parse_serde_location("no location"), None);
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `loader`): serde_json counts
+    /// columns in bytes, so an error after multi-byte characters pointed
+    /// past them, even past the end of its line; and the message repeated
+    /// that byte column.
+    #[test]
+    fn json_errors_are_located_in_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let entities = dir.path().join("fuzz.json");
+        std::fs::write(&entities, "[{\"uid\": \"ééééé\" x}]").unwrap();
+        let schema = dir.path().join("fuzz.cedarschema.json");
+        std::fs::write(&schema, "{\"éééé\": x}").unwrap();
+        let sources = |schema: Option<PathBuf>, entities: Vec<PathBuf>| Sources {
+            policies: policies.clone(),
+            validation: if schema.is_some() {
+                ValidationMode::Strict
+            } else {
+                ValidationMode::Off
+            },
+            schema,
+            entities,
+            databases: vec![],
+            routes: None,
+        };
+        for (sources, column) in [
+            (sources(None, vec![entities.clone()]), 18),
+            (sources(Some(schema.clone()), vec![]), 10),
+        ] {
+            let e = load(&sources).map(|_| ()).unwrap_err();
+            let d = &e.diagnostics[0];
+            assert_eq!((d.line, d.column), (1, column), "{d:?}");
+            assert!(!d.message.contains("column"), "{d:?}");
+            assert!(!d.rendered.contains("column"), "{d:?}");
+        }
     }
 
     #[test]

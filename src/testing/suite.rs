@@ -441,11 +441,13 @@ enum CedarDecision {
 
 fn parse_cedar(path: &Path, text: &str) -> Result<Suite, Vec<Diagnostic>> {
     let items: Vec<Value> = serde_json::from_str(text).map_err(|e| {
+        let (line, bytes) = (e.line(), e.column());
+        let message = crate::diag::without_json_position(&e.to_string(), line, bytes);
         vec![Diagnostic::new(
             path,
-            e.line(),
-            e.column(),
-            format!("not a Cedar test file (a JSON array of test cases): {e}"),
+            line,
+            crate::diag::char_column(text, line, bytes),
+            format!("not a Cedar test file (a JSON array of test cases): {message}"),
         )]
     })?;
     let lines = crate::load::item_lines(text, false);
@@ -605,6 +607,16 @@ mod tests {
             suite.cases[1].world,
             World::Files(vec![PathBuf::from("t/e.json")])
         );
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `loader`): the column of a JSON
+    /// error was serde_json's, in bytes, past the end of the line.
+    #[test]
+    fn cedar_file_errors_are_located_in_characters() {
+        let text = "[{\"request\": \"ééééé\" x}]";
+        let err = parse_cedar(Path::new("t/x.cedartest.json"), text).expect_err("not JSON");
+        assert_eq!((err[0].line, err[0].column), (1, 22), "{:?}", err[0]);
+        assert!(!err[0].message.contains("column"), "{}", err[0].message);
     }
 
     #[test]
