@@ -32,7 +32,7 @@
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use cedar_policy::{Authorizer, Context, Entities, EntityUid, Request, Schema};
+use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, Request, Schema};
 use doorman::decide::{parse_action, parse_uid, uid_from_parts};
 use doorman::{Answer, Query, Snapshot};
 use doorman_fuzz::{bundled, bundled_views, check_answer, root};
@@ -43,6 +43,8 @@ use serde_json::{Map, Value, json};
 /// pick from.
 struct World {
     items: Vec<Value>,
+    /// The same, each read by Cedar's entity parser with the schema, once.
+    stored: Vec<(EntityUid, Entity)>,
     uids: Vec<(String, String)>,
     actions: Vec<String>,
     types: Vec<String>,
@@ -74,8 +76,16 @@ fn world() -> &'static World {
         types.sort();
         types.push("Action".to_owned());
         types.push("Ghost".to_owned());
+        let stored = items
+            .iter()
+            .map(|i| {
+                let e = Entity::from_json_value(i.clone(), Some(schema)).expect("Cedar reads it");
+                (e.uid(), e)
+            })
+            .collect();
         World {
             items,
+            stored,
             uids,
             actions,
             types,
@@ -410,20 +420,22 @@ fn ours(snapshot: &Snapshot, query: &Query, entities: &[Value]) -> Result<Answer
 
 fn cedar(snapshot: &Snapshot, query: &Query, entities: &[Value]) -> Result<Outcome, Refused> {
     let schema = schema();
-    let uid_of = |item: &Value| EntityUid::from_json(item["uid"].clone()).ok();
-    let given: Vec<Option<EntityUid>> = entities.iter().map(uid_of).collect();
-    let merged: Vec<Value> = world()
-        .items
+    let refused = |e: &dyn std::fmt::Display| Refused::Entities(e.to_string());
+    // `Entities::from_json_value` on the merged list, in its two steps
+    // (each entity read by the same parser, then the set built, checked
+    // and closed), so the stored entities need not be parsed every time.
+    let given = entities
         .iter()
-        .filter(|i| {
-            let uid = uid_of(i);
-            !given.iter().any(|g| g.is_some() && *g == uid)
-        })
-        .chain(entities)
-        .cloned()
-        .collect();
-    let entities = Entities::from_json_value(Value::Array(merged), Some(schema))
-        .map_err(|e| Refused::Entities(e.to_string()))?;
+        .map(|i| Entity::from_json_value(i.clone(), Some(schema)).map_err(|e| refused(&e)))
+        .collect::<Result<Vec<Entity>, _>>()?;
+    let replaced: Vec<EntityUid> = given.iter().map(Entity::uid).collect();
+    let merged = world()
+        .stored
+        .iter()
+        .filter(|(uid, _)| !replaced.contains(uid))
+        .map(|(_, e)| e.clone())
+        .chain(given);
+    let entities = Entities::from_entities(merged, Some(schema)).map_err(|e| refused(&e))?;
     let context = Context::from_json_value(query.context.clone(), Some((schema, &query.action)))
         .map_err(|_| Refused::Request)?;
     let request = Request::new(
