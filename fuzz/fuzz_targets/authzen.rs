@@ -11,7 +11,9 @@
 //!   unless it is about the body as a whole; so does every item error in
 //!   `evaluations`;
 //! - a decision is exactly `{"decision": bool}` unless explained, and an
-//!   explanation is consistent with the policies;
+//!   explanation is consistent with the policies; an evaluation without
+//!   entity properties is answered as `/v1/is_authorized` answers the same
+//!   question (decision, and the reasons when explained);
 //! - `evaluations` answers every item (or stops where its semantic says);
 //! - every search result is of the searched type and evaluates to
 //!   `true`; a page holds no more than its limit; a `next_token` given
@@ -61,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
             // which serde_json reads the same way.
             let request: Value = serde_json::from_slice(body).expect("an accepted body is JSON");
             match endpoint {
-                Endpoint::Evaluation => check_decision(&out, explain),
+                Endpoint::Evaluation => {
+                    check_decision(&out, explain);
+                    same_as_v1(&request, &out);
+                }
                 Endpoint::Evaluations => check_evaluations(&request, &out, explain),
                 _ => check_search(endpoint, &request, &out, explain),
             }
@@ -153,6 +158,44 @@ fn check_decision(out: &Value, explain: bool) {
         Some(_) => panic!("an explanation nobody asked for: {out}"),
     }
     assert!(object.len() <= 2, "{out}");
+}
+
+/// An evaluation without entity properties is the same question as a
+/// `/v1/is_authorized` body (`action.properties` joining the context), and
+/// the one decision path answers both alike.
+fn same_as_v1(request: &Value, out: &Value) {
+    let part = |name: &str| request.get(name).filter(|v| !v.is_null());
+    let has_properties = |v: Option<&Value>| {
+        v.and_then(|v| v.get("properties"))
+            .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty()))
+    };
+    if has_properties(part("subject")) || has_properties(part("resource")) {
+        return;
+    }
+    let reference =
+        |v: Option<&Value>| json!({"type": v.map(|v| &v["type"]), "id": v.map(|v| &v["id"])});
+    let mut context = part("context").cloned().unwrap_or_else(|| json!({}));
+    if let Some(Value::Object(props)) = part("action").and_then(|a| a.get("properties")) {
+        for (k, v) in props {
+            context[k] = v.clone();
+        }
+    }
+    let body = json!({
+        "principal": reference(part("subject")),
+        "action": {"type": "Action", "id": part("action").map(|a| &a["name"])},
+        "resource": reference(part("resource")),
+        "context": context,
+    });
+    let v1 = doorman::server::answer_body(&snapshot(), &serde_json::to_vec(&body).expect("JSON"))
+        .unwrap_or_else(|e| panic!("AuthZEN answered {out}, /v1 refused {body}: {e}"));
+    assert_eq!(
+        out["decision"].as_bool(),
+        Some(v1.decision == doorman::Decision::Allow),
+        "AuthZEN {out}, /v1 {v1:?} for {body}"
+    );
+    if let Some(policies) = out.get("context").map(|c| &c["reason_admin"]["policies"]) {
+        assert_eq!(policies, &json!(v1.reasons), "AuthZEN {out}, /v1 {v1:?}");
+    }
 }
 
 fn check_evaluations(request: &Value, out: &Value, explain: bool) {

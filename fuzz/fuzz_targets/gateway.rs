@@ -157,12 +157,8 @@ fn sign(mut claims: serde_json::Map<String, Value>) -> Signed {
     let principal = scalar("company")
         .zip(scalar("sub"))
         .map(|(c, s)| format!("{c}-{s}"));
-    let acceptable = claims["iss"] == ISSUER
-        && audience
-        && live
-        && started
-        && kid == KID
-        && principal.is_some();
+    let acceptable =
+        claims["iss"] == ISSUER && audience && live && started && kid == KID && principal.is_some();
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid);
     let token = jsonwebtoken::encode(&header, &claims, &setup().key).expect("signs");

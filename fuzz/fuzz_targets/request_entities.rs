@@ -13,10 +13,14 @@
 //! The first byte chooses the input's reading: even, the rest is a JSON
 //! question (`{"principal", "action", "resource", "context", "entities"}`,
 //! references in Cedar's text form or `{"type", "id"}`); odd, the rest is
-//! raw material for [`arbitrary`]: a question and entities built from the
+//! raw material for [`arbitrary`]: a question (mostly a principal and a
+//! resource of types its action applies to) and entities built from the
 //! sample world's UIDs, attribute names and values, each entity a stored
-//! one edited (attributes set or dropped, parents changed: moves and
-//! cycles) or a new one. Bit 1 chooses the snapshot: the bundled one, or
+//! one edited or a new one. Edits mostly keep the schema's types (an
+//! attribute changed within its type, a parent replaced by another of its
+//! type: a seat moved to another company or role), so that the decision,
+//! not the schema check, is what is compared; others set or drop any
+//! attribute, add tags, or rewrite the parents (cycles). Bit 1 chooses the snapshot: the bundled one, or
 //! the same answered through views only.
 //!
 //! Asserted, beyond not panicking: when both sides accept the request,
@@ -144,6 +148,10 @@ const STRINGS: &[&str] = &[
     "globex",
 ];
 
+/// The bundled schema's context attributes (`InviteMember`'s `role`,
+/// `AcceptInvitation`'s `now`), and one it does not declare.
+const CONTEXT_KEYS: &[&str] = &["role", "now", "ghost"];
+
 const IDS: &[&str] = &["new", "acme", "globex", "acme-ada", "x", ""];
 
 // ------------------------------------------------------------- structured
@@ -152,6 +160,27 @@ const IDS: &[&str] = &["new", "acme", "globex", "acme-ada", "x", ""];
 enum Ref {
     Stored(u8),
     New(u8, u8),
+}
+
+/// A request's principal or resource: when the first byte is below 224
+/// (7 in 8), a stored entity of a type the action applies to, chosen by
+/// it (so that the request is valid and gets decided); else any
+/// reference.
+#[derive(Arbitrary, Debug)]
+struct Part(u8, Ref);
+
+/// A change that keeps an attribute's type (so the entity still fits the
+/// schema and the decision, not the schema check, is what differs).
+#[derive(Arbitrary, Debug)]
+enum Like {
+    /// A boolean negated, a number replaced, a string from the pool.
+    Other(i64, u8),
+    /// An entity reference to another stored entity of its type.
+    Sibling(u8),
+    /// An element added to a set (a copy of one with another id or text),
+    /// or removed.
+    Grow(u8),
+    Shrink(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -172,6 +201,11 @@ enum Val {
 
 #[derive(Arbitrary, Debug)]
 enum Edit {
+    /// The `n`th attribute it has, changed within its type.
+    Change(u8, Like),
+    /// The `n`th parent replaced by another stored entity of its type:
+    /// the entity moves (to another company, store, role).
+    Move(u8, u8),
     Set(u8, Val),
     Drop(u8),
     Parents(Vec<Ref>),
@@ -189,10 +223,11 @@ struct Given {
 
 #[derive(Arbitrary, Debug)]
 struct Built {
-    principal: Ref,
+    principal: Part,
     action: u8,
-    resource: Ref,
-    context: Vec<(u8, Val)>,
+    resource: Part,
+    /// `None`: `{}`, what most actions take.
+    context: Option<Vec<(u8, Val)>>,
     entities: Vec<Given>,
 }
 
@@ -212,6 +247,53 @@ impl Ref {
     fn json(&self) -> Value {
         let (t, id) = self.parts();
         json!({"type": t, "id": id})
+    }
+}
+
+/// A stored entity of the same type as the reference `like` (`{"type",
+/// "id"}` or `{"__entity": ...}`), chosen by `i`, written the same way.
+fn sibling(like: &Value, i: u8) -> Value {
+    let inner = like.get("__entity").unwrap_or(like);
+    let Some(t) = inner.get("type").and_then(Value::as_str) else {
+        return like.clone();
+    };
+    let same: Vec<&(String, String)> = world().uids.iter().filter(|(ty, _)| ty == t).collect();
+    if same.is_empty() {
+        return like.clone();
+    }
+    let (_, id) = pick(&same, i);
+    let reference = json!({"type": t, "id": id});
+    if like.get("__entity").is_some() {
+        json!({"__entity": reference})
+    } else {
+        reference
+    }
+}
+
+/// `value` changed as `how` says, keeping its type.
+fn changed(value: &Value, how: &Like) -> Value {
+    match (value, how) {
+        (Value::Bool(b), _) => json!(!b),
+        (Value::Number(_), Like::Other(n, _)) => json!(n),
+        (Value::String(_), Like::Other(_, i)) => json!(pick(STRINGS, *i)),
+        (Value::Object(_), Like::Sibling(i) | Like::Other(_, i)) => sibling(value, *i),
+        (Value::Array(items), Like::Grow(i)) => {
+            let mut items = items.clone();
+            match items.first() {
+                Some(Value::String(_)) => items.push(json!(pick(STRINGS, *i))),
+                Some(first @ Value::Object(_)) => items.push(sibling(first, *i)),
+                _ => {}
+            }
+            Value::Array(items)
+        }
+        (Value::Array(items), Like::Shrink(i) | Like::Sibling(i) | Like::Other(_, i)) => {
+            let mut items = items.clone();
+            if !items.is_empty() {
+                items.remove(usize::from(*i) % items.len());
+            }
+            Value::Array(items)
+        }
+        (other, _) => other.clone(),
     }
 }
 
@@ -263,6 +345,24 @@ impl Given {
         item["uid"] = json!({"type": t, "id": id});
         for edit in &self.edits {
             match edit {
+                Edit::Change(k, how) => {
+                    if let Some(attrs) = item["attrs"].as_object_mut()
+                        && !attrs.is_empty()
+                    {
+                        let key = attrs.keys().nth(usize::from(*k) % attrs.len()).cloned();
+                        if let Some(v) = key.and_then(|k| attrs.get_mut(&k)) {
+                            *v = changed(v, how);
+                        }
+                    }
+                }
+                Edit::Move(n, to) => {
+                    if let Some(parents) = item["parents"].as_array_mut()
+                        && !parents.is_empty()
+                    {
+                        let n = usize::from(*n) % parents.len();
+                        parents[n] = sibling(&parents[n], *to);
+                    }
+                }
                 Edit::Set(k, v) => {
                     item["attrs"][pick(ATTRS, *k)] = v.json();
                 }
@@ -290,20 +390,47 @@ impl Given {
 
 impl Built {
     fn question(&self) -> (Query, Vec<Value>) {
-        let uid = |r: &Ref| {
-            let (t, id) = r.parts();
+        let action = uid_from_parts("Action", pick(&world().actions, self.action).as_str())
+            .expect("an action");
+        let uid = |part: &Part, principal: bool| {
+            let (t, id) = match part {
+                Part(224.., r) => r.parts(),
+                Part(i, _) => {
+                    let schema = schema();
+                    let types: Vec<String> = if principal {
+                        schema
+                            .principals_for_action(&action)
+                            .map(|ts| ts.map(ToString::to_string).collect())
+                    } else {
+                        schema
+                            .resources_for_action(&action)
+                            .map(|ts| ts.map(ToString::to_string).collect())
+                    }
+                    .unwrap_or_default();
+                    let fits: Vec<&(String, String)> = world()
+                        .uids
+                        .iter()
+                        .filter(|(t, _)| types.contains(t))
+                        .collect();
+                    if fits.is_empty() {
+                        pick(&world().uids, *i).clone()
+                    } else {
+                        (*pick(&fits, *i)).clone()
+                    }
+                }
+            };
             uid_from_parts(&t, &id).expect("pool UIDs are well formed")
         };
         let context: Map<String, Value> = self
             .context
             .iter()
-            .map(|(k, v)| (pick(ATTRS, *k).to_string(), v.json()))
+            .flatten()
+            .map(|(k, v)| (pick(CONTEXT_KEYS, *k).to_string(), v.json()))
             .collect();
         let query = Query {
-            principal: uid(&self.principal),
-            action: uid_from_parts("Action", pick(&world().actions, self.action).as_str())
-                .expect("an action"),
-            resource: uid(&self.resource),
+            principal: uid(&self.principal, true),
+            action: action.clone(),
+            resource: uid(&self.resource, false),
             context: Value::Object(context),
         };
         (query, self.entities.iter().map(Given::json).collect())
