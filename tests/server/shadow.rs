@@ -344,15 +344,13 @@ async fn the_shadow_counts_and_logs_exactly_what_the_candidate_would_change() {
     assert_eq!(settled(&mut live, &one_more).await, one_more);
 }
 
-#[test]
-fn a_candidate_that_does_not_load_fails_the_command_with_file_and_line() {
+/// `doorman serve --shadow` on the bundled model with a copy of its
+/// policies plus `file` holding `text` as the candidate: the exit status
+/// and the log.
+fn serve_with_candidate_file(file: &str, text: &str) -> (std::process::ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
     let cand = candidate(dir.path());
-    fs::write(
-        cand.join("broken.cedar"),
-        "permit (principal, action, resource)\n  when { ? };\n",
-    )
-    .unwrap();
+    fs::write(cand.join(file), text).unwrap();
     let mut args = bundled_flags(&repo("policies"));
     args.extend([
         "--listen".to_owned(),
@@ -360,7 +358,15 @@ fn a_candidate_that_does_not_load_fails_the_command_with_file_and_line() {
         "--shadow".to_owned(),
         cand.display().to_string(),
     ]);
-    let (status, log) = Process::run_to_exit(&args);
+    Process::run_to_exit(&args)
+}
+
+#[test]
+fn a_candidate_that_does_not_load_fails_the_command_with_file_and_line() {
+    let (status, log) = serve_with_candidate_file(
+        "broken.cedar",
+        "permit (principal, action, resource)\n  when { ? };\n",
+    );
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("broken.cedar:2:"), "{log}");
     assert!(log.contains("cannot load the shadow candidate"), "{log}");
@@ -368,21 +374,10 @@ fn a_candidate_that_does_not_load_fails_the_command_with_file_and_line() {
 
 #[test]
 fn a_candidate_invalid_against_the_live_schema_fails_the_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let cand = candidate(dir.path());
-    fs::write(
-        cand.join("typo.cedar"),
+    let (status, log) = serve_with_candidate_file(
+        "typo.cedar",
         "permit (principal is Member, action == Action::\"ViewInbox\", resource is Inbox)\n  when { resource.nonesuch };\n",
-    )
-    .unwrap();
-    let mut args = bundled_flags(&repo("policies"));
-    args.extend([
-        "--listen".to_owned(),
-        "127.0.0.1:0".to_owned(),
-        "--shadow".to_owned(),
-        cand.display().to_string(),
-    ]);
-    let (status, log) = Process::run_to_exit(&args);
+    );
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("typo.cedar:"), "{log}");
 }
