@@ -27,9 +27,8 @@
 mod common;
 
 use std::hint::black_box;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::Criterion;
@@ -38,8 +37,6 @@ use doorman::server::{Listener, State};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 struct Auth(String);
@@ -51,47 +48,14 @@ impl Headers for Auth {
 }
 
 fn setup(dir: &std::path::Path) -> (doorman::Snapshot, String) {
-    let pem = dir.join("rsa.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&pem)
-        .status()
-        .expect("openssl runs")
-        .success();
-    assert!(ok, "openssl genpkey failed");
-    let key = EncodingKey::from_rsa_pem(&std::fs::read(&pem).unwrap()).unwrap();
-    std::fs::remove_file(&pem).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
-    jwk.common.key_id = Some("bench".into());
-    std::fs::write(
-        dir.join("jwks.json"),
-        serde_json::to_vec(&JwkSet { keys: vec![jwk] }).unwrap(),
-    )
-    .unwrap();
-    std::fs::copy(common::root().join("routes/app.yaml"), dir.join("app.yaml")).unwrap();
+    let bearer = common::gateway_auth(dir, "bench", Duration::from_secs(36_000));
     let mut sources = common::sources(
         common::root().join("policies"),
         vec![common::root().join("fixtures/entities")],
     );
     sources.routes = Some(dir.join("app.yaml"));
     let snapshot = doorman::load(&sources).expect("the bundled model and routes load");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("bench".into());
-    let claims = json!({"iss": "https://auth.example.test", "aud": "doorman", "sub": "ada",
-                        "company": "acme", "iat": now, "exp": now + 36_000});
-    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-    (snapshot, format!("Bearer {token}"))
+    (snapshot, bearer)
 }
 
 fn main() {

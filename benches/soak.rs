@@ -46,15 +46,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
@@ -385,43 +383,7 @@ fn model(dir: &Path) -> String {
             std::fs::copy(e.path(), dir.join(to).join(e.file_name())).unwrap();
         }
     }
-    let pem = dir.join("rsa.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&pem)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs")
-        .success();
-    assert!(ok, "openssl genpkey failed");
-    let key = EncodingKey::from_rsa_pem(&std::fs::read(&pem).unwrap()).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
-    jwk.common.key_id = Some("soak".into());
-    std::fs::write(
-        dir.join("jwks.json"),
-        serde_json::to_vec(&JwkSet { keys: vec![jwk] }).unwrap(),
-    )
-    .unwrap();
-    std::fs::copy(root.join("routes/app.yaml"), dir.join("app.yaml")).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("soak".into());
-    let claims = json!({"iss": "https://auth.example.test", "aud": "doorman", "sub": "ada",
-                        "company": "acme", "iat": now, "exp": now + 7 * 24 * 3600});
-    format!(
-        "Bearer {}",
-        jsonwebtoken::encode(&header, &claims, &key).unwrap()
-    )
+    common::gateway_auth(dir, "soak", Duration::from_secs(7 * 24 * 3600))
 }
 
 /// The reload that happens at tick `n`: see the module comment.

@@ -694,3 +694,41 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{ns:.0} ns")
     }
 }
+
+/// For the benchmarks that go through the gateway (`gateway`, `soak`): an
+/// RSA key made with `openssl` for the run, its public half written as
+/// `dir/jwks.json` under key id `kid`, the bundled route map copied to
+/// `dir/app.yaml` (it names `jwks.json` beside it), and the bearer token
+/// of acme's ada signed with that key, valid for `valid_for`.
+pub fn gateway_auth(dir: &Path, kid: &str, valid_for: std::time::Duration) -> String {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let pem = dir.join("rsa.pem");
+    let ok = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+        .args(["rsa_keygen_bits:2048", "-out"])
+        .arg(&pem)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs")
+        .success();
+    assert!(ok, "openssl genpkey failed");
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(&pem).unwrap()).unwrap();
+    std::fs::remove_file(&pem).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    let jwks = serde_json::to_vec(&JwkSet { keys: vec![jwk] }).unwrap();
+    std::fs::write(dir.join("jwks.json"), jwks).unwrap();
+    std::fs::copy(root().join("routes/app.yaml"), dir.join("app.yaml")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({"iss": "https://auth.example.test", "aud": "doorman", "sub": "ada",
+                        "company": "acme", "iat": now, "exp": now + valid_for.as_secs()});
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    format!("Bearer {token}")
+}
