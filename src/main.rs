@@ -21,11 +21,11 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long, in milliseconds, mimalloc keeps freed pages before it hands
 /// them back to the OS, unless `MIMALLOC_PURGE_DELAY` says otherwise.
-/// mimalloc 3's default (1,000) let a long-running server's RSS creep up
-/// by about 1 MiB a minute under steady traffic with reloads (the soak
-/// bench, `benches/soak.rs`: 85 to 113 MiB in 30 minutes, never given
-/// back); at 10 ms (mimalloc 2's default) it stays flat
-/// (docs/security.md).
+/// With mimalloc 3's default (1,000) the soak bench's server
+/// (`benches/soak.rs`) still held 109 MiB 20 s after its traffic stopped;
+/// at 10 ms (mimalloc 2's default) it gave back down to 50 MiB
+/// (docs/security.md). What kept the RSS from creeping up while serving
+/// was bounding the blocking pool (`serve --blocking-threads`).
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// Sets the allocator's purge delay before any real work: a value of

@@ -81,6 +81,12 @@ pub struct ServeArgs {
     /// run on a separate blocking pool.
     #[arg(long, env = "DOORMAN_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
+    /// Most threads of the blocking pool, which runs batches, searches,
+    /// large bodies and reloads (default: four per worker, at least 8);
+    /// more such work waits its turn. That work is CPU-bound, so threads
+    /// beyond the cores add no throughput, and each one keeps memory.
+    #[arg(long, env = "DOORMAN_BLOCKING_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub blocking_threads: Option<u16>,
     /// The AuthZEN PDP identifier in /.well-known/authzen-configuration
     /// (default: http:// and the listen address; for a wildcard address
     /// or a Unix socket, the host[:port] the request names).
@@ -207,6 +213,20 @@ impl ServeArgs {
     }
 }
 
+/// The blocking pool's bound: `--blocking-threads`, else four per worker
+/// thread and at least 8. tokio's own default (512) let the soak bench's
+/// eight connections grow the pool to over fifty threads, each keeping
+/// its allocator pages: the server's RSS crept up for as long as it ran
+/// (docs/security.md).
+fn blocking_threads(args: &ServeArgs) -> usize {
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    args.blocking_threads
+        .map_or_else(|| (4 * workers).max(8), usize::from)
+}
+
 /// Runs `doorman serve` until shut down; returns the process exit code.
 pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
     init_tracing();
@@ -221,6 +241,7 @@ pub fn run_cli(load: &LoadArgs, args: &ServeArgs) -> ExitCode {
     if let Some(n) = args.workers {
         builder.worker_threads(usize::from(n));
     }
+    builder.max_blocking_threads(blocking_threads(args));
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -151,6 +151,46 @@ async fn one_worker_thread_still_answers_singles_and_batches() {
     assert_eq!(r.json()["responses"][1]["decision"], "allow");
 }
 
+/// The most threads named like tokio's (its workers and its blocking
+/// pool) seen while `connections` clients each send 20 batches at
+/// once: every batch runs on the blocking pool.
+async fn tokio_threads_under_batches(server: &Process, connections: usize) -> usize {
+    let batch = json!({"requests": vec![ann_views_support(); 50]});
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        let mut c = server.connect().await;
+        let batch = batch.clone();
+        clients.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let r = c.post("/v1/batch_is_authorized", &batch).await;
+                assert_eq!(r.status, 200);
+            }
+        }));
+    }
+    let mut most = 0;
+    while clients.iter().any(|c| !c.is_finished()) {
+        most = most.max(server.threads("tokio-rt-worker"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for c in clients {
+        c.await.expect("a client");
+    }
+    most.max(server.threads("tokio-rt-worker"))
+}
+
+#[tokio::test]
+async fn the_blocking_pool_stays_within_its_bound() {
+    // One worker and two blocking threads: 24 connections of batches at
+    // once would otherwise grow tokio's pool towards 24 threads.
+    let bounded = Process::start(&["--workers", "1", "--blocking-threads", "2"]);
+    let most = tokio_threads_under_batches(&bounded, 24).await;
+    assert!((1..=3).contains(&most), "{most} tokio threads");
+    // The default: four blocking threads per worker, at least 8.
+    let default = Process::start(&["--workers", "1"]);
+    let most = tokio_threads_under_batches(&default, 24).await;
+    assert!(most <= 9, "{most} tokio threads");
+}
+
 #[tokio::test]
 async fn sigint_stops_the_server_with_status_0() {
     let mut server = Process::start(&[]);

@@ -147,6 +147,17 @@ impl Process {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// How many of the process's threads are named `name` now (Linux's
+    /// /proc/PID/task/*/comm).
+    pub fn threads(&self, name: &str) -> usize {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .expect("the server's /proc/PID/task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
