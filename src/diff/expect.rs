@@ -76,7 +76,7 @@ pub fn read(path: &Path) -> Result<Vec<Expected>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("error: {}: cannot read: {e}", path.display()))?;
     let raw: Vec<Raw> = serde_saphyr::from_str(&text).map_err(|e| {
-        let d = crate::load::yaml_diagnostic(path, &e);
+        let d = crate::load::yaml_diagnostic(path, &text, &e);
         format!("{d}")
     })?;
     Ok(raw

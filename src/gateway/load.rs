@@ -110,8 +110,8 @@ pub fn load_route_map(
 ) -> Result<(RouteMap, Vec<u8>), Vec<Diagnostic>> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| vec![Diagnostic::new(file, 0, 0, format!("cannot read: {e}"))])?;
-    let parsed: MapFile =
-        serde_saphyr::from_str(&text).map_err(|e| vec![crate::load::yaml_diagnostic(file, &e)])?;
+    let parsed: MapFile = serde_saphyr::from_str(&text)
+        .map_err(|e| vec![crate::load::yaml_diagnostic(file, &text, &e)])?;
     let mut bytes = text.clone().into_bytes();
     let mut diags = Vec::new();
     let validator: Option<&ValidatorSchema> = schema.map(AsRef::as_ref);

@@ -373,7 +373,7 @@ impl<'s> Parser<'s> {
                 }
                 Ok(Value::Null) => {}
                 Ok(_) => return Err(vec![not_a_list(path)]),
-                Err(e) => return Err(vec![yaml_diagnostic(path, &e)]),
+                Err(e) => return Err(vec![yaml_diagnostic(path, text, &e)]),
             }
         } else {
             let mut de = serde_json::Deserializer::from_str(text);

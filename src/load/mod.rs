@@ -678,11 +678,27 @@ pub(crate) fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// A YAML error with the line and column serde-saphyr found it at.
-pub(crate) fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
-    let (line, column) = e
+/// A YAML error located in `text` by doorman's convention: lines end at
+/// `\n`, columns count characters. serde-saphyr's own line and column
+/// follow YAML's, where a lone `\r` also ends a line, so after one they
+/// named a line further down than the one at fault (found by fuzzing:
+/// `fuzz/`, target `loader`); its byte offset places the error instead.
+pub(crate) fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let yaml = e
         .location()
-        .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        .map(|l| (l.line() as usize, l.column() as usize));
+    // The span's offset counts characters (its byte offset is not always
+    // filled in).
+    let byte = |chars: u64| {
+        let chars = usize::try_from(chars).ok()?;
+        (chars == text.chars().count())
+            .then_some(text.len())
+            .or_else(|| text.char_indices().nth(chars).map(|(i, _)| i))
+    };
+    let (line, column) = match e.location().and_then(|l| byte(l.span().offset())) {
+        Some(offset) => crate::diag::line_col(text, offset),
+        None => yaml.unwrap_or((0, 0)),
+    };
     let message = e
         .to_string()
         .replace("<input>", &path.display().to_string());
@@ -693,6 +709,11 @@ pub(crate) fn yaml_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnosti
     let first = match first.split_once(": ") {
         Some((loc, rest)) if loc.starts_with("line ") => rest,
         _ => first,
+    };
+    // Some messages repeat YAML's position at their end.
+    let first = match yaml {
+        Some((l, c)) => first.replace(&format!(" at line {l}, column {c}"), ""),
+        None => first.to_owned(),
     };
     let mut d = Diagnostic::new(path, line, column, first);
     // The excerpt without serde-saphyr's first line, which repeats the
@@ -919,6 +940,37 @@ mod tests {
             assert!(!d.message.contains("column"), "{d:?}");
             assert!(!d.rendered.contains("column"), "{d:?}");
         }
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `loader`): YAML counts a lone
+    /// `\r` as a line break, so serde-saphyr's line for an error after one
+    /// was a line further down than doorman's (which end at `\n`), past
+    /// the line at fault or past the end of the file.
+    #[test]
+    fn yaml_errors_after_a_lone_carriage_return_are_on_the_right_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        let entities = dir.path().join("fuzz.yaml");
+        let text = "- uid: {type: Member, id: a}\r  parents: []\n- uid: {type: Member, id: b]\n";
+        std::fs::write(&entities, text).unwrap();
+        let sources = Sources {
+            policies,
+            validation: ValidationMode::Off,
+            schema: None,
+            entities: vec![entities],
+            databases: vec![],
+            routes: None,
+        };
+        let e = load(&sources).map(|_| ()).unwrap_err();
+        let d = &e.diagnostics[0];
+        let line = text.split('\n').nth(1).unwrap();
+        assert_eq!(d.line, 2, "{d:?}");
+        assert!(
+            d.column >= 1 && d.column <= line.chars().count() + 1,
+            "{d:?}"
+        );
+        assert!(!d.message.contains("line 3"), "{d:?}");
     }
 
     #[test]

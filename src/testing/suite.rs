@@ -297,7 +297,7 @@ fn line_of<T>(s: &Spanned<T>) -> usize {
 
 fn parse_doorman(path: &Path, text: &str) -> Result<Suite, Vec<Diagnostic>> {
     let file: SuiteFile =
-        serde_saphyr::from_str(text).map_err(|e| vec![yaml_diagnostic(path, &e)])?;
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_diagnostic(path, text, &e)])?;
     let dir = path.parent().unwrap_or(Path::new(""));
     let world = match file.entities {
         None => World::Default,
